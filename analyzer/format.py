@@ -1,0 +1,141 @@
+"""Store format 1 in code: group names, dimension names, variables, codecs.
+
+This module is the executable half of ``docs/format.md`` (the normative contract). It imports
+neither torch nor anything of the recorder, so the recorder and the analyzer both import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "FORMAT_VERSION",
+    "KNOWN_FORMATS",
+    "GroupSpec",
+    "GROUPS",
+    "STATUS_VALUES",
+    "compressors",
+    "activation_dim",
+    "step_chunk",
+]
+
+FORMAT_VERSION = 1
+KNOWN_FORMATS = (1,)
+STATUS_VALUES = ("recording", "complete", "interrupted")
+
+#: Codecs a format-1 store may use. Anything else (pickle/object codecs above all) is refused.
+ALLOWED_CODECS = frozenset(
+    {"bytes", "blosc", "zstd", "gzip", "crc32c", "transpose", "sharding_indexed", "vlen-utf8"}
+)
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """One subgroup of a run: the axis it grows along and the variables it holds.
+
+    ``variables`` maps a fixed variable name to its dims and dtype; groups with ``dynamic=True``
+    (``scalars``: user-named scalars; ``activations``: one variable per layer) may hold more
+    variables along the same axis.
+    """
+
+    name: str
+    axis: str
+    option: str  # the Recorder option that records this group (named in errors)
+    variables: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    optional: tuple[str, ...] = ()
+    dynamic: bool = False
+
+
+GROUPS: dict[str, GroupSpec] = {
+    spec.name: spec
+    for spec in (
+        GroupSpec(
+            "scalars",
+            axis="step",
+            option="rec.step(step, loss=..., test_error=...)",
+            variables={"step": (("step",), "int64"), "wall_time": (("step",), "float64")},
+            dynamic=True,
+        ),
+        GroupSpec(
+            "gradient_stats",
+            axis="capture",
+            option="schedule=",
+            variables={
+                "step": (("capture",), "int64"),
+                "sum_mu2": (("capture", "tensor"), "float64"),
+                "sum_sigma2": (("capture", "tensor"), "float64"),
+                "sum_rms2": (("capture", "tensor"), "float64"),
+                "sum_w2": (("capture", "tensor"), "float64"),
+                "sum_m_hat2": (("capture", "tensor"), "float64"),
+                "sum_adam_denom2": (("capture", "tensor"), "float64"),
+                "numel": (("tensor",), "int64"),
+                "layer": (("tensor",), "int32"),
+                "is_bias": (("tensor",), "bool"),
+            },
+            optional=("sum_m_hat2", "sum_adam_denom2"),
+        ),
+        GroupSpec(
+            "batch_gradients",
+            axis="snapshot",
+            option="raw_schedule=",
+            variables={
+                "step": (("snapshot",), "int64"),
+                "batch_gradients": (("snapshot", "batch", "param"), "float32"),
+            },
+        ),
+        GroupSpec(
+            "weights",
+            axis="snapshot",
+            option="raw_schedule=",
+            variables={"step": (("snapshot",), "int64"), "weights": (("snapshot", "param"), "float32")},
+        ),
+        GroupSpec(
+            "optimizer_state",
+            axis="snapshot",
+            option="raw_schedule= (with an Adam/AdamW optimizer)",
+            variables={
+                "step": (("snapshot",), "int64"),
+                "optimizer_step": (("snapshot",), "int64"),
+                "exp_avg": (("snapshot", "param"), "float32"),
+                "exp_avg_sq": (("snapshot", "param"), "float32"),
+            },
+        ),
+        GroupSpec(
+            "residuals",
+            axis="rcapture",
+            option="residuals=",
+            variables={
+                "step": (("rcapture",), "int64"),
+                "residual": (("rcapture", "sample"), "float32"),
+                "rba_weight": (("rcapture", "sample"), "float32"),
+            },
+            optional=("rba_weight",),
+        ),
+        GroupSpec(
+            "activations",
+            axis="acapture",
+            option="probe=",
+            variables={"step": (("acapture",), "int64")},
+            dynamic=True,
+        ),
+    )
+}
+
+
+def activation_dim(layer_name: str) -> str:
+    """Name of the unit dimension of one layer's activations (widths differ between layers)."""
+    return f"unit_{layer_name}"
+
+
+def compressors(level: int = 3):
+    """Blosc zstd with bit-shuffle: the default codec of every array (no float16, no object codecs)."""
+    from zarr.codecs import BloscCodec
+
+    return (BloscCodec(cname="zstd", clevel=level, shuffle="bitshuffle"),)
+
+
+def step_chunk(row_bytes: int, target_bytes: int = 2**21, max_rows: int = 8192) -> int:
+    """Rows per chunk along a group's axis so that one chunk is about ``target_bytes`` (2 MiB)."""
+    return int(np.clip(target_bytes // max(row_bytes, 1), 1, max_rows))

@@ -1,0 +1,190 @@
+"""Open a run store lazily, refusing anything that is not a readable format-1 store.
+
+``open_run`` returns an ``xarray.DataTree`` whose groups are dask-backed Datasets trimmed to their
+``n_committed`` rows, with the group's capture axis swapped for ``step``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from pinnlog.analyzer.errors import (
+    CorruptStoreError,
+    EmptyRunError,
+    MissingGroupError,
+    NotAStoreError,
+    StoreNotFoundError,
+    UnknownFormatError,
+)
+from pinnlog.analyzer.format import ALLOWED_CODECS, GROUPS, KNOWN_FORMATS
+
+__all__ = ["open_run", "open_store_group", "read_root_attrs", "require_group", "group_sizes"]
+
+
+def _is_url(path: str | os.PathLike) -> bool:
+    return isinstance(path, str) and "://" in path
+
+
+def open_store_group(path: str | os.PathLike, storage_options: dict | None = None) -> zarr.Group:
+    """The root ``zarr.Group`` of a run, read-only, or one of our one-line errors."""
+    if _is_url(path):
+        try:
+            from zarr.storage import FsspecStore
+
+            store = FsspecStore.from_url(str(path), read_only=True, storage_options=storage_options)
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the URL is the user's to fix
+            raise StoreNotFoundError(str(path)) from exc
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise StoreNotFoundError(str(path))
+        if not p.is_dir():
+            raise NotAStoreError(f"{path} is a file, not a run store; pass the *.zarr directory")
+        if not (p / "zarr.json").is_file():
+            hint = " (it looks like Zarr v2, which pinnlog does not write)" if (p / ".zgroup").exists() else ""
+            raise NotAStoreError(f"{path} is not a Zarr v3 store{hint}; pass a directory written by pinnlog")
+        store = zarr.storage.LocalStore(p, read_only=True)
+    try:
+        return zarr.open_group(store=store, mode="r", zarr_format=3, use_consolidated=False)
+    except FileNotFoundError as exc:
+        raise StoreNotFoundError(str(path)) from exc
+    except Exception as exc:  # noqa: BLE001
+        raise NotAStoreError(f"{path} is not a readable Zarr v3 group ({type(exc).__name__}); pass a pinnlog run store") from exc
+
+
+def read_root_attrs(root: zarr.Group, path: str | os.PathLike) -> dict[str, Any]:
+    """Root attributes after checking ``pinnlog_format``."""
+    attrs = dict(root.attrs)
+    fmt = attrs.get("pinnlog_format")
+    if fmt is None:
+        raise NotAStoreError(f"{path} is a Zarr store but not a pinnlog run (no 'pinnlog_format' attribute)")
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt not in KNOWN_FORMATS:
+        shown = repr(fmt)[:40]
+        raise UnknownFormatError(
+            f"{path} has pinnlog_format={shown}, which this pinnlog does not know (it reads {list(KNOWN_FORMATS)}); "
+            "upgrade pinnlog"
+        )
+    return attrs
+
+
+def _n_committed(group: zarr.Group, path, name: str) -> int:
+    n = group.attrs.get("n_committed", 0)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise CorruptStoreError(f"{path}: group {name!r} has an invalid n_committed={str(n)[:40]!r}")
+    return n
+
+
+def _check_codecs(arr: zarr.Array, path, where: str) -> None:
+    for codec in arr.metadata.codecs:
+        name = str(codec.to_dict().get("name", "?"))
+        if name not in ALLOWED_CODECS:
+            raise CorruptStoreError(f"{path}: {where} uses codec {name[:40]!r}, which pinnlog refuses to decode")
+
+
+def group_sizes(root: zarr.Group, path="run") -> dict[str, int]:
+    """``{group: n_committed}`` for every format-1 group present."""
+    sizes = {}
+    for name, member in root.groups():
+        if name in GROUPS:
+            sizes[name] = _n_committed(member, path, name)
+    return sizes
+
+
+def _open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset:
+    group = root[name]
+    n = _n_committed(group, path, name)
+    axis = GROUPS[name].axis
+    data_vars: dict[str, xr.Variable] = {}
+    for var, arr in group.arrays():
+        dims = arr.metadata.dimension_names
+        if dims is None or len(dims) != arr.ndim or any(d is None for d in dims):
+            raise CorruptStoreError(f"{path}: array {name}/{var} has no dimension_names; it was not written by pinnlog")
+        if arr.dtype.kind not in "biuf":
+            raise CorruptStoreError(f"{path}: array {name}/{var} has dtype {arr.dtype}, not allowed in format 1")
+        _check_codecs(arr, path, f"{name}/{var}")
+        import dask.array as da
+
+        if dims[0] == axis:
+            if arr.shape[0] < n:
+                raise CorruptStoreError(
+                    f"{path}: {name}/{var} holds {arr.shape[0]} rows but n_committed={n}; run `pinnlog verify --repair`"
+                )
+            data = da.from_zarr(arr, chunks=chunks if chunks else arr.chunks)[:n]
+        else:
+            data = da.from_zarr(arr, chunks=arr.chunks)
+        data_vars[var] = xr.Variable(dims, data, attrs=dict(arr.attrs))
+    ds = xr.Dataset(data_vars, attrs=dict(group.attrs))
+    if "step" in ds and ds["step"].dims == (axis,):
+        step = np.asarray(ds["step"].values)
+        ds = ds.assign_coords(step=(axis, step))
+        if axis != "step":
+            ds = ds.swap_dims({axis: "step"})
+    return ds
+
+
+def open_run(path: str | os.PathLike, *, chunks: Any = None, storage_options: dict | None = None) -> xr.DataTree:
+    """Open a run lazily.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``*.zarr`` directory or any URL that zarr/fsspec opens (``memory://``, ``s3://`` ...).
+    chunks : optional
+        dask chunks for the growing axis; default: the store's own chunks.
+
+    Returns
+    -------
+    xarray.DataTree
+        Root attrs are the run's metadata; each child (``scalars``, ``gradient_stats``, ...) is a
+        dask-backed Dataset over ``step``, trimmed to its committed rows.
+
+    Raises
+    ------
+    StoreNotFoundError, NotAStoreError, UnknownFormatError, EmptyRunError, CorruptStoreError
+    """
+    root = open_store_group(path, storage_options)
+    attrs = read_root_attrs(root, path)
+    sizes = group_sizes(root, path)
+    if not any(sizes.values()):
+        raise EmptyRunError(f"{path} holds no committed step yet; record at least one step (rec.step) and retry")
+    children = {name: _open_group_dataset(root, name, path, chunks) for name in sizes}
+    tree = xr.DataTree(dataset=xr.Dataset(attrs=attrs), children={k: xr.DataTree(v) for k, v in children.items()})
+    tree.attrs["source"] = str(path)
+    return tree
+
+
+def require_group(run: xr.DataTree, name: str, variable: str | None = None) -> xr.Dataset:
+    """The Dataset of group ``name``, or a ``MissingGroupError`` that names the recorder option."""
+    spec = GROUPS.get(name)
+    option = spec.option if spec else "?"
+    if name not in run.children or run[name].to_dataset().sizes.get("step", 1) == 0:
+        raise MissingGroupError(f"this run has no {name!r} data; record it with Recorder({option} ...)")
+    ds = run[name].to_dataset()
+    if variable is not None and variable not in ds:
+        raise MissingGroupError(f"this run's {name!r} group has no {variable!r}; record it with Recorder({option} ...)")
+    return ds
+
+
+def describe_run(path: str | os.PathLike) -> dict[str, Any]:
+    """Metadata-only facts about a run (what ``pinnlog info`` prints): attrs, groups, shapes, bytes."""
+    root = open_store_group(path)
+    attrs = read_root_attrs(root, path)
+    groups = []
+    for name, n in group_sizes(root, path).items():
+        group = root[name]
+        shapes, nbytes = {}, 0
+        for var, arr in group.arrays():
+            dims = arr.metadata.dimension_names or ()
+            shape = list(arr.shape)
+            if dims and dims[0] == GROUPS[name].axis:
+                shape[0] = min(shape[0], n)
+            shapes[var] = tuple(shape)
+            nbytes += int(arr.nbytes_stored())
+        groups.append({"name": name, "n_committed": n, "shapes": shapes, "bytes": nbytes})
+    return {"path": str(path), "attrs": attrs, "groups": groups, "bytes": sum(g["bytes"] for g in groups)}

@@ -1,0 +1,118 @@
+"""When to capture: tiny schedule objects, combinable with ``|``.
+
+    every(100)                                   # 0, 100, 200, ...
+    every(2, stop=300) | every(100, start=300)   # the paper's cadence, in one line
+    logspaced(300_000, 400)                      # ~400 steps, log-spaced up to 300,000
+    steps([10, 20, 1000])                        # explicit steps (a plain list works too)
+
+A schedule is a predicate ``schedule(step) -> bool``; its ``repr`` is the expression that builds it,
+so the store records exactly what was asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+__all__ = ["Schedule", "every", "logspaced", "steps", "as_schedule"]
+
+
+class Schedule:
+    """Base class: a predicate over integer steps."""
+
+    def __call__(self, step: int) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __or__(self, other) -> "Schedule":
+        return _Union(self, as_schedule(other))
+
+    def __ror__(self, other) -> "Schedule":
+        return _Union(as_schedule(other), self)
+
+    def select(self, candidates: Iterable[int]) -> list[int]:
+        """The steps among ``candidates`` that this schedule picks."""
+        return [int(s) for s in candidates if self(int(s))]
+
+
+class every(Schedule):
+    """Every ``n`` steps from ``start`` (inclusive) to ``stop`` (exclusive, ``None`` = forever)."""
+
+    def __init__(self, n: int, start: int = 0, stop: int | None = None):
+        if int(n) < 1:
+            raise ValueError(f"every(n) needs n >= 1, got {n}")
+        self.n, self.start, self.stop = int(n), int(start), None if stop is None else int(stop)
+
+    def __call__(self, step: int) -> bool:
+        if step < self.start or (self.stop is not None and step >= self.stop):
+            return False
+        return (step - self.start) % self.n == 0
+
+    def __repr__(self) -> str:
+        args = [str(self.n)]
+        if self.start:
+            args.append(f"start={self.start}")
+        if self.stop is not None:
+            args.append(f"stop={self.stop}")
+        return f"every({', '.join(args)})"
+
+
+class steps(Schedule):
+    """An explicit set of steps."""
+
+    def __init__(self, values: Iterable[int]):
+        self.values = frozenset(int(v) for v in values)
+
+    def __call__(self, step: int) -> bool:
+        return step in self.values
+
+    def __repr__(self) -> str:
+        shown = sorted(self.values)
+        body = ", ".join(map(str, shown[:8])) + (", ..." if len(shown) > 8 else "")
+        return f"steps([{body}])"
+
+
+class logspaced(steps):
+    """About ``n`` distinct steps spaced evenly in log(step) from 0 to ``total`` (both included)."""
+
+    def __init__(self, total: int, n: int):
+        if int(total) < 1 or int(n) < 2:
+            raise ValueError(f"logspaced(total, n) needs total >= 1 and n >= 2, got ({total}, {n})")
+        self.total, self.n = int(total), int(n)
+        grid = np.unique(np.round(np.geomspace(1, self.total, self.n - 1)).astype(np.int64))
+        super().__init__([0, *grid.tolist()])
+
+    def __repr__(self) -> str:
+        return f"logspaced({self.total}, {self.n})"
+
+
+class _Union(Schedule):
+    def __init__(self, *parts: Schedule):
+        self.parts = parts
+
+    def __call__(self, step: int) -> bool:
+        return any(p(step) for p in self.parts)
+
+    def __repr__(self) -> str:
+        return " | ".join(repr(p) for p in self.parts)
+
+
+class _Never(Schedule):
+    def __call__(self, step: int) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "None"
+
+
+def as_schedule(value) -> Schedule:
+    """Accept a ``Schedule``, ``None`` (never), an int ``n`` (every n) or an iterable of steps."""
+    if isinstance(value, Schedule):
+        return value
+    if value is None:
+        return _Never()
+    if isinstance(value, (int, np.integer)):
+        return every(int(value))
+    if callable(value):
+        raise TypeError("a schedule must be a pinnlog Schedule, an int or a list of steps, not a function")
+    return steps(value)

@@ -1,0 +1,236 @@
+"""The commit protocol of store format 1, numpy in, Zarr v3 out (no torch here).
+
+``RunStore`` is what the background writer (``writer.py``) drives, and what the paper-log importer and
+the test fixtures use to build stores without torch. Every array is pre-allocated in whole chunks along
+its group's axis; ``append`` writes the rows, and only then raises the group's ``n_committed``
+attribute. Readers trim to ``n_committed``, so a process killed at any instant leaves a consistent
+prefix (the local store writes each chunk and each ``zarr.json`` atomically: temp file + rename).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from pinnlog.analyzer.errors import RecorderError
+from pinnlog.analyzer.format import FORMAT_VERSION, GROUPS, compressors, step_chunk
+
+__all__ = ["RunStore", "open_store_for_writing", "is_url"]
+
+
+def is_url(path: str | os.PathLike) -> bool:
+    """True for ``scheme://...`` locations that fsspec opens (``file://`` included)."""
+    return isinstance(path, str) and "://" in path
+
+
+def open_store_for_writing(path: str | os.PathLike, overwrite: bool):
+    """A zarr store object for ``path`` (a directory or an fsspec URL), refusing to clobber a run."""
+    if is_url(path):
+        from zarr.storage import FsspecStore
+
+        store = FsspecStore.from_url(str(path), read_only=False)
+        fs, root = store.fs, store.path
+        if fs.exists(root) and (fs.isfile(root) or fs.ls(root)):
+            if not overwrite:
+                raise RecorderError(f"{path} already exists; pass overwrite=True or choose another path")
+            fs.rm(root, recursive=True)
+        return store
+    path = Path(path)
+    if path.exists():
+        if not overwrite:
+            raise RecorderError(f"{path} already exists; pass overwrite=True or choose another path")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return zarr.storage.LocalStore(path)
+
+
+def _jsonable(value: Any) -> Any:
+    """Attributes must be plain JSON: numpy scalars become Python numbers, tuples lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+class RunStore:
+    """A format-1 run being written.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Directory (``run.zarr``) or fsspec URL.
+    attrs : dict
+        Root attributes (``docs/format.md`` lists them); ``pinnlog_format`` and ``status`` are set here.
+    overwrite : bool
+        Replace an existing store at ``path``.
+    """
+
+    def __init__(self, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None, overwrite: bool = False):
+        self.path = path
+        self._store = open_store_for_writing(path, overwrite)
+        self.root = zarr.open_group(store=self._store, mode="w", zarr_format=3)
+        root_attrs = {
+            "pinnlog_format": FORMAT_VERSION,
+            "status": "recording",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        root_attrs.update(_jsonable(dict(attrs or {})))
+        root_attrs["pinnlog_format"] = FORMAT_VERSION
+        root_attrs["status"] = "recording"
+        self.root.attrs.update(root_attrs)
+        self._groups: dict[str, zarr.Group] = {}
+        self._committed: dict[str, int] = {}
+        self._capacity: dict[str, int] = {}
+
+    # -- groups ------------------------------------------------------------------------------------
+    def n_committed(self, group: str) -> int:
+        return self._committed.get(group, 0)
+
+    def _group(self, name: str) -> zarr.Group:
+        if name not in self._groups:
+            if name not in GROUPS:
+                raise RecorderError(f"unknown group {name!r}; format 1 has {sorted(GROUPS)}")
+            group = self.root.create_group(name)
+            group.attrs.update({"n_committed": 0, "axis": GROUPS[name].axis})
+            self._groups[name] = group
+            self._committed[name] = 0
+            self._capacity[name] = 0
+        return self._groups[name]
+
+    def _dims(self, group: str, var: str, ndim: int, dims: Mapping[str, tuple[str, ...]] | None):
+        if dims and var in dims:
+            return tuple(dims[var])
+        spec = GROUPS[group]
+        if var in spec.variables:
+            return spec.variables[var][0]
+        if spec.dynamic and ndim == 1:
+            return (spec.axis,)
+        raise RecorderError(f"variable {var!r} of group {group!r} needs its dimension names")
+
+    def _chunks(self, group: str, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+        if group == "batch_gradients":  # one snapshot, all batches, ~4 MiB of parameters per chunk
+            k, p = shape[1], shape[2]
+            return (1, k, max(1, min(p, (2**22) // max(k * itemsize, 1))))
+        row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * itemsize
+        if row_bytes > 2**22:  # a single huge row (activations of a big probe): split inner dims
+            return (1,) + tuple(shape[1:])
+        return (step_chunk(row_bytes),) + tuple(shape[1:])
+
+    def _ensure_array(self, group: str, var: str, sample: np.ndarray, dims) -> zarr.Array:
+        g = self._group(group)
+        if var in g:
+            return g[var]
+        full_dims = self._dims(group, var, sample.ndim + 1, dims)
+        if len(full_dims) != sample.ndim + 1:
+            raise RecorderError(f"{group}/{var}: dims {full_dims} do not match data of {sample.ndim + 1} dims")
+        capacity = self._capacity[group] or self._chunks(group, (1,) + sample.shape, sample.dtype.itemsize)[0]
+        shape = (capacity,) + sample.shape
+        fill = np.nan if sample.dtype.kind == "f" else (False if sample.dtype.kind == "b" else -1)
+        arr = g.create_array(
+            var,
+            shape=shape,
+            chunks=self._chunks(group, shape, sample.dtype.itemsize),
+            dtype=sample.dtype,
+            fill_value=fill,
+            compressors=compressors(),
+            dimension_names=full_dims,
+        )
+        self._capacity[group] = capacity
+        return arr
+
+    def _grow(self, group: str, needed: int) -> None:
+        """Resize the group's growing arrays (metadata only) to at least ``needed`` rows."""
+        cap = self._capacity[group]
+        if needed <= cap:
+            return
+        new_cap = max(needed, 2 * cap)
+        axis = GROUPS[group].axis
+        for _, arr in self._groups[group].arrays():
+            dims = arr.metadata.dimension_names or ()
+            if dims and dims[0] == axis:
+                arr.resize((new_cap,) + arr.shape[1:])
+        self._capacity[group] = new_cap
+
+    def set_static(self, group: str, values: Mapping[str, np.ndarray], dims: Mapping[str, tuple[str, ...]] | None = None):
+        """Write arrays that do not grow along the group's axis (e.g. ``numel`` per tensor)."""
+        g = self._group(group)
+        for var, value in values.items():
+            value = np.asarray(value)
+            var_dims = self._dims(group, var, value.ndim, dims)
+            arr = g.create_array(
+                var,
+                shape=value.shape,
+                dtype=value.dtype,
+                compressors=compressors(),
+                dimension_names=var_dims,
+                overwrite=True,
+            )
+            arr[...] = value
+
+    def append(self, group: str, rows: Mapping[str, np.ndarray], dims: Mapping[str, tuple[str, ...]] | None = None) -> int:
+        """Write ``n`` rows of each variable along the group's axis, then commit them.
+
+        Variables the group already has but ``rows`` lacks are written as NaN (missing), so every
+        committed row of every array is defined. Returns the new ``n_committed``.
+        """
+        if not rows:
+            return self.n_committed(group)
+        rows = {k: np.asarray(v) for k, v in rows.items()}
+        n = {v.shape[0] for v in rows.values()}
+        if len(n) != 1:
+            raise RecorderError(f"{group}: variables disagree on the number of rows: {sorted(n)}")
+        (n,) = n
+        self._group(group)
+        start = self._committed[group]
+        for var, value in rows.items():
+            self._ensure_array(group, var, value[0], dims)
+        self._grow(group, start + n)
+        g = self._groups[group]
+        axis = GROUPS[group].axis
+        for var, arr in g.arrays():
+            arr_dims = arr.metadata.dimension_names or ()
+            if not arr_dims or arr_dims[0] != axis:
+                continue
+            if var in rows:
+                arr[start : start + n] = rows[var]
+            elif arr.dtype.kind == "f":
+                arr[start : start + n] = np.nan
+        # The commit point: everything above is invisible to readers until this attribute changes.
+        g.attrs["n_committed"] = start + n
+        self._committed[group] = start + n
+        return start + n
+
+    # -- closing -----------------------------------------------------------------------------------
+    def close(self, status: str = "complete") -> None:
+        """Trim every array to its committed rows, set ``status``, consolidate metadata."""
+        for name, g in self._groups.items():
+            n = self._committed[name]
+            axis = GROUPS[name].axis
+            for _, arr in g.arrays():
+                dims = arr.metadata.dimension_names or ()
+                if dims and dims[0] == axis and arr.shape[0] != n:
+                    arr.resize((n,) + arr.shape[1:])
+            self._capacity[name] = n
+        self.root.attrs["status"] = status
+        zarr.consolidate_metadata(self._store)
+
+    def set_attrs(self, **attrs: Any) -> None:
+        self.root.attrs.update(_jsonable(attrs))

@@ -21,6 +21,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "__version__",
+    "open_run",
     "PinnlogError",
     "StoreNotFoundError",
     "NotAStoreError",
@@ -28,3 +29,12 @@ __all__ = [
     "EmptyRunError",
     "MissingGroupError",
 ]
+
+
+def __getattr__(name: str):
+    # open_run imports xarray, dask and zarr; load them on first use so `pinnlog --version` stays instant.
+    if name == "open_run":
+        from pinnlog.analyzer.io import open_run
+
+        return open_run
+    raise AttributeError(f"module 'pinnlog.analyzer' has no attribute {name!r}")

@@ -1,7 +1,9 @@
 """Open a run store lazily, refusing anything that is not a readable format-1 store.
 
 ``open_run`` returns an ``xarray.DataTree`` whose groups are dask-backed Datasets trimmed to their
-``n_committed`` rows, with the group's capture axis swapped for ``step``.
+``n_committed`` rows, with the group's capture axis swapped for ``step``. Every user mistake (wrong
+path, not a store, unknown format, nothing committed) is one of the one-line errors of
+:mod:`pinnlog.analyzer.errors`, never a traceback from zarr.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import xarray as xr
 import zarr
 
@@ -19,10 +20,12 @@ from pinnlog.analyzer.errors import (
     EmptyRunError,
     MissingGroupError,
     NotAStoreError,
+    PinnlogError,
     StoreNotFoundError,
     UnknownFormatError,
 )
-from pinnlog.analyzer.format import ALLOWED_CODECS, GROUPS, KNOWN_FORMATS
+from pinnlog.analyzer.format import GROUPS, KNOWN_FORMATS
+from pinnlog.analyzer.safe_store import SafeLocalStore, disallowed_codecs, guarded, guarded_dask_array
 
 __all__ = ["open_run", "open_store_group", "read_root_attrs", "require_group", "group_sizes"]
 
@@ -32,13 +35,24 @@ def _is_url(path: str | os.PathLike) -> bool:
 
 
 def open_store_group(path: str | os.PathLike, storage_options: dict | None = None) -> zarr.Group:
-    """The root ``zarr.Group`` of a run, read-only, or one of our one-line errors."""
-    if _is_url(path):
+    """The root ``zarr.Group`` of a run, read-only, or one of our one-line errors.
+
+    ``path`` is a directory, an fsspec URL (``file://``, ``memory://``, ``s3://`` ...) or an already
+    open ``zarr`` store object.
+    """
+    if isinstance(path, zarr.abc.store.Store):
+        store = path.with_read_only(True) if not path.read_only else path
+    elif _is_url(path):
         try:
             from zarr.storage import FsspecStore
 
             store = FsspecStore.from_url(str(path), read_only=True, storage_options=storage_options)
-        except Exception as exc:  # noqa: BLE001 - any failure to reach the URL is the user's to fix
+        except (ImportError, ValueError) as exc:  # unknown scheme, or its fsspec backend not installed
+            first_line = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise NotAStoreError(
+                f"{path}: cannot open this URL ({first_line}); install the fsspec backend for its scheme or check it"
+            ) from exc
+        except Exception as exc:  # noqa: BLE001 - any other failure to reach the URL is the user's to fix
             raise StoreNotFoundError(str(path)) from exc
     else:
         p = Path(path)
@@ -49,9 +63,12 @@ def open_store_group(path: str | os.PathLike, storage_options: dict | None = Non
         if not (p / "zarr.json").is_file():
             hint = " (it looks like Zarr v2, which pinnlog does not write)" if (p / ".zgroup").exists() else ""
             raise NotAStoreError(f"{path} is not a Zarr v3 store{hint}; pass a directory written by pinnlog")
-        store = zarr.storage.LocalStore(p, read_only=True)
+        # absolute: a dask worker with another working directory must find the same files
+        store = SafeLocalStore(p.absolute(), read_only=True)  # refuses links leaving the store, pipes and devices
     try:
         return zarr.open_group(store=store, mode="r", zarr_format=3, use_consolidated=False)
+    except PinnlogError:
+        raise
     except FileNotFoundError as exc:
         raise StoreNotFoundError(str(path)) from exc
     except Exception as exc:  # noqa: BLE001
@@ -81,10 +98,8 @@ def _n_committed(group: zarr.Group, path, name: str) -> int:
 
 
 def _check_codecs(arr: zarr.Array, path, where: str) -> None:
-    for codec in arr.metadata.codecs:
-        name = str(codec.to_dict().get("name", "?"))
-        if name not in ALLOWED_CODECS:
-            raise CorruptStoreError(f"{path}: {where} uses codec {name[:40]!r}, which pinnlog refuses to decode")
+    for name in disallowed_codecs(arr.metadata.to_dict()):  # nested codecs (inside sharding) too
+        raise CorruptStoreError(f"{path}: {where} uses codec {name[:40]!r}, which pinnlog refuses to decode")
 
 
 def group_sizes(root: zarr.Group, path="run") -> dict[str, int]:
@@ -98,6 +113,8 @@ def group_sizes(root: zarr.Group, path="run") -> dict[str, int]:
 
 def _open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset:
     group = root[name]
+    # n_committed is read before any array: rows below it were complete when it was raised, and
+    # arrays only grow while a writer runs, so this is a consistent prefix even mid-write.
     n = _n_committed(group, path, name)
     axis = GROUPS[name].axis
     data_vars: dict[str, xr.Variable] = {}
@@ -108,54 +125,87 @@ def _open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset
         if arr.dtype.kind not in "biuf":
             raise CorruptStoreError(f"{path}: array {name}/{var} has dtype {arr.dtype}, not allowed in format 1")
         _check_codecs(arr, path, f"{name}/{var}")
-        import dask.array as da
-
-        if dims[0] == axis:
-            if arr.shape[0] < n:
-                raise CorruptStoreError(
-                    f"{path}: {name}/{var} holds {arr.shape[0]} rows but n_committed={n}; run `pinnlog verify --repair`"
-                )
-            data = da.from_zarr(arr, chunks=chunks if chunks else arr.chunks)[:n]
+        expected = GROUPS[name].variables.get(var)
+        if expected and tuple(dims) != expected[0]:
+            raise CorruptStoreError(f"{path}: {name}/{var} has dims {list(dims)[:4]}, format 1 says {list(expected[0])}; "
+                                    "it was not written by pinnlog")
+        growing = dims[0] == axis
+        if growing and arr.shape[0] < n:
+            raise CorruptStoreError(
+                f"{path}: {name}/{var} holds {arr.shape[0]} rows but n_committed={n}; run `pinnlog verify --repair`"
+            )
+        if not growing or var == "step":
+            # Static arrays (numel, layer, is_bias per tensor) and the step coordinate are tiny and
+            # needed to shape every result, so they are read now rather than on every compute.
+            data = arr[:n] if growing else arr[...]
         else:
-            data = da.from_zarr(arr, chunks=arr.chunks)
+            native = getattr(arr, "shards", None) or arr.chunks  # whole shards: one read per task
+            wanted = tuple(chunks.get("step" if d == axis else d, c) for d, c in zip(dims, native)) if chunks else native
+            data = guarded_dask_array(arr, wanted, path, f"{name}/{var}")[:n]  # a bad chunk: CorruptStoreError
         data_vars[var] = xr.Variable(dims, data, attrs=dict(arr.attrs))
-    ds = xr.Dataset(data_vars, attrs=dict(group.attrs))
+    attrs = dict(group.attrs)
+    attrs["n_committed"] = n
+    ds = xr.Dataset(data_vars, attrs=attrs)
     if "step" in ds and ds["step"].dims == (axis,):
-        step = np.asarray(ds["step"].values)
-        ds = ds.assign_coords(step=(axis, step))
+        ds = ds.set_coords("step")
         if axis != "step":
             ds = ds.swap_dims({axis: "step"})
     return ds
 
 
-def open_run(path: str | os.PathLike, *, chunks: Any = None, storage_options: dict | None = None) -> xr.DataTree:
+def open_run(path: str | os.PathLike, *, chunks: dict[str, int] | None = None, storage_options: dict | None = None) -> xr.DataTree:
     """Open a run lazily.
+
+    Nothing but metadata, the ``step`` coordinates and the per-tensor constants (``numel``,
+    ``layer``, ``is_bias``) is read; every other array is a dask array over the store's chunks
+    (whole shards where the store is sharded). Each group is trimmed to the ``n_committed`` it had
+    when opened, so a store that is still being written opens as a consistent prefix; open it
+    again to see newer rows.
 
     Parameters
     ----------
-    path : str or path-like
-        A ``*.zarr`` directory or any URL that zarr/fsspec opens (``memory://``, ``s3://`` ...).
-    chunks : optional
-        dask chunks for the growing axis; default: the store's own chunks.
+    path : str, path-like or zarr store
+        A ``*.zarr`` directory, any URL that zarr/fsspec opens (``file://``, ``memory://``,
+        ``s3://`` ...), or an open ``zarr.abc.store.Store``.
+    chunks : dict, optional
+        dask chunk sizes by dimension name for the growing arrays, e.g. ``{"param": 2**20}`` or
+        ``{"step": 64}`` (``step`` names each group's growing axis); other dimensions keep the
+        store's own chunks (whole shards where sharded), which is also the default.
+    storage_options : dict, optional
+        Passed to fsspec for URLs (credentials, endpoint ...).
 
     Returns
     -------
     xarray.DataTree
         Root attrs are the run's metadata; each child (``scalars``, ``gradient_stats``, ...) is a
-        dask-backed Dataset over ``step``, trimmed to its committed rows.
+        dask-backed Dataset over ``step``, trimmed to its committed rows. Each child's attrs also
+        carry the run's ``layers`` and ``layout`` (when recorded), so a metric given only the
+        group's Dataset still knows the layer names and the parameter layout.
 
     Raises
     ------
     StoreNotFoundError, NotAStoreError, UnknownFormatError, EmptyRunError, CorruptStoreError
+
+    Examples
+    --------
+    >>> run = open_run("runs/ac.zarr")                       # doctest: +SKIP
+    >>> run["gradient_stats"]["sum_mu2"].dims                  # doctest: +SKIP
+    ('step', 'tensor')
     """
+    if chunks is not None and not isinstance(chunks, dict):
+        raise TypeError(f"chunks must be a dict of dimension name -> chunk size, like {{'param': 2**20}}; got {chunks!r}")
     root = open_store_group(path, storage_options)
     attrs = read_root_attrs(root, path)
-    sizes = group_sizes(root, path)
+    sizes = guarded(path, "the list of groups", group_sizes, root, path)
     if not any(sizes.values()):
         raise EmptyRunError(f"{path} holds no committed step yet; record at least one step (rec.step) and retry")
-    children = {name: _open_group_dataset(root, name, path, chunks) for name in sizes}
+    children = {name: guarded(path, f"group {name!r}", _open_group_dataset, root, name, path, chunks) for name in sizes}
+    for ds in children.values():
+        for key in ("layers", "layout"):
+            if key in attrs:
+                ds.attrs[key] = attrs[key]
     tree = xr.DataTree(dataset=xr.Dataset(attrs=attrs), children={k: xr.DataTree(v) for k, v in children.items()})
-    tree.attrs["source"] = str(path)
+    tree.attrs["source"] = str(path) if isinstance(path, (str, os.PathLike)) else repr(path)
     return tree
 
 

@@ -33,16 +33,22 @@ def is_url(path: str | os.PathLike) -> bool:
 
 def open_store_for_writing(path: str | os.PathLike, overwrite: bool):
     """A zarr store object for ``path`` (a directory or an fsspec URL), refusing to clobber a run."""
+    if is_url(path) and str(path).startswith("file://"):
+        # A local directory after all: the local store writes every file atomically.
+        path = str(path)[len("file://") :]
     if is_url(path):
+        from fsspec.core import url_to_fs
         from zarr.storage import FsspecStore
 
-        store = FsspecStore.from_url(str(path), read_only=False)
-        fs, root = store.fs, store.path
+        # A synchronous view of the same filesystem for the existence check: FsspecStore's own
+        # (async) filesystem cannot be called outside zarr's event loop.
+        fs, root = url_to_fs(str(path))
         if fs.exists(root) and (fs.isfile(root) or fs.ls(root)):
             if not overwrite:
                 raise RecorderError(f"{path} already exists; pass overwrite=True or choose another path")
             fs.rm(root, recursive=True)
-        return store
+        fs.makedirs(root, exist_ok=True)
+        return FsspecStore.from_url(str(path), read_only=False)
     path = Path(path)
     if path.exists():
         if not overwrite:
@@ -126,7 +132,7 @@ class RunStore:
         raise RecorderError(f"variable {var!r} of group {group!r} needs its dimension names")
 
     def _chunks(self, group: str, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-        if group == "batch_gradients":  # one snapshot, all batches, ~4 MiB of parameters per chunk
+        if group == "batch_gradients" and len(shape) == 3:  # one snapshot, all batches, ~4 MiB of parameters
             k, p = shape[1], shape[2]
             return (1, k, max(1, min(p, (2**22) // max(k * itemsize, 1))))
         row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * itemsize
@@ -199,6 +205,10 @@ class RunStore:
             raise RecorderError(f"{group}: variables disagree on the number of rows: {sorted(n)}")
         (n,) = n
         self._group(group)
+        if not self._capacity[group]:
+            # Start from the smallest first-axis chunk among the variables: a group of huge rows (K x P
+            # batch gradients, big activations) must not pre-allocate thousands of them for its `step`.
+            self._capacity[group] = min(self._chunks(group, (1,) + v.shape[1:], v.dtype.itemsize)[0] for v in rows.values())
         start = self._committed[group]
         for var, value in rows.items():
             self._ensure_array(group, var, value[0], dims)

@@ -1,0 +1,112 @@
+"""Close a run store left open by a killed run (``pinnlog verify --repair``) without losing a committed step.
+
+A writer killed with SIGKILL leaves every group's arrays at their pre-allocated capacity, ``status`` at
+``"recording"``, perhaps a ``*.partial`` temporary file of an atomic write, and no consolidated
+metadata. Readers already see only the committed prefix (``n_committed``); :func:`repair_run` makes
+that permanent: it trims capacity beyond ``n_committed`` (rows that were never committed), removes
+the temporary files, marks the run ``"interrupted"`` and consolidates metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+
+from pinnlog.analyzer.errors import CorruptStoreError
+from pinnlog.analyzer.format import GROUPS
+from pinnlog.analyzer.raw_store import is_stub, list_children, open_raw_store, partial_files, read_json, read_root, sync
+from pinnlog.analyzer.safe_store import SafeLocalStore, disallowed_codecs, unsafe_entries
+from pinnlog.analyzer.verify import VerifyReport, verify_run
+from pinnlog.analyzer.verify_checks import short
+
+__all__ = ["RepairReport", "repair_run"]
+
+
+@dataclass
+class RepairReport:
+    """What :func:`repair_run` changed, and the verdict on the store afterwards."""
+
+    path: str
+    actions: list[str]
+    after: VerifyReport
+
+
+def _remove_stub(store, prefix: str) -> str:
+    sync(store.delete_dir(prefix))
+    if isinstance(store, SafeLocalStore):  # delete_dir removes files; the empty folders go too
+        shutil.rmtree(os.path.join(str(store.root), prefix), ignore_errors=True)
+    return f"removed {prefix}/, a node whose creation was interrupted (it held no committed row)"
+
+
+def repair_run(path: str | os.PathLike) -> RepairReport:
+    """Close a store left open by a killed run without losing a committed step.
+
+    Trims every growing array to its group's ``n_committed`` (the capacity beyond it holds only
+    uncommitted rows), removes temporary ``*.partial`` files of interrupted atomic writes, sets
+    ``status`` to ``"interrupted"`` (a ``"complete"`` store keeps its status) and consolidates
+    metadata. Run it only when no process is writing the store.
+
+    Raises
+    ------
+    StoreNotFoundError, NotAStoreError, UnknownFormatError
+        Not a pinnlog store.
+    CorruptStoreError
+        The store has links leaving it or pipes; repair does not touch such a store.
+    """
+    import zarr
+
+    store = open_raw_store(path, writable=True)
+    root_doc = read_root(store, path)
+    local = not (isinstance(path, str) and "://" in path)
+    if local and unsafe_entries(path):
+        raise CorruptStoreError(f"{path} holds links leaving the store or pipes; `pinnlog verify {path}` lists them; repair refuses it")
+    actions: list[str] = []
+    for partial in partial_files(path) if local else []:
+        partial.unlink()
+        actions.append(f"removed temporary file {partial.relative_to(path)}")
+    for name in list_children(store, ""):
+        if name not in GROUPS:
+            continue
+        try:
+            gmeta = read_json(store, f"{name}/zarr.json")
+        except CorruptStoreError as exc:
+            actions.append(_remove_stub(store, name) if is_stub(store, name) else f"left {name} as is: {exc}")
+            continue
+        gattrs = gmeta.get("attributes") if isinstance(gmeta.get("attributes"), dict) else {}
+        n = gattrs.get("n_committed", 0)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            actions.append(f"left {name} as is: n_committed={short(n)} is not a count")
+            continue
+        group = zarr.open_group(store=store, path=name, mode="r+", zarr_format=3, use_consolidated=False)
+        if "n_committed" not in gattrs:
+            group.attrs["n_committed"] = 0
+            actions.append(f"{name}: set the missing n_committed to 0")
+        for var in list_children(store, name):
+            try:
+                meta = read_json(store, f"{name}/{var}/zarr.json")
+            except CorruptStoreError:
+                if is_stub(store, f"{name}/{var}"):
+                    actions.append(_remove_stub(store, f"{name}/{var}"))
+                continue
+            dims, shape = meta.get("dimension_names"), meta.get("shape")
+            if disallowed_codecs(meta) or not isinstance(dims, list) or not isinstance(shape, list) or not dims:
+                continue
+            if dims[0] == GROUPS[name].axis and isinstance(shape[0], int) and shape[0] > n:
+                arr = zarr.open_array(store=store, path=f"{name}/{var}", mode="r+", zarr_format=3)
+                arr.resize((n, *arr.shape[1:]))
+                actions.append(f"{name}/{var}: capacity {shape[0]} -> {n} rows")
+    attrs = root_doc["attributes"]
+    root = zarr.open_group(store=store, mode="r+", zarr_format=3, use_consolidated=False)
+    if attrs.get("status") not in ("complete", "interrupted"):
+        root.attrs["status"] = "interrupted"
+        actions.append(f"status {short(attrs.get('status'))} -> 'interrupted'")
+    try:
+        with warnings.catch_warnings():  # zarr notes that consolidated metadata is not in the v3 spec (format.md uses it)
+            warnings.simplefilter("ignore", category=UserWarning)
+            zarr.consolidate_metadata(store)
+        actions.append("consolidated metadata")
+    except Exception as exc:  # noqa: BLE001 - a store zarr cannot list whole still gets its trims
+        actions.append(f"metadata not consolidated ({type(exc).__name__}); `pinnlog verify` says why")
+    return RepairReport(str(path), actions, verify_run(path))

@@ -1,0 +1,90 @@
+"""Draw and save a report's figures: one PNG + SVG pair each, on two processes where that is cheap.
+
+Drawing and saving is most of a report's time and is pure Python (matplotlib holds the GIL), so threads
+would not help; on Linux, forked worker processes do (they start in milliseconds and inherit the loaded
+modules). Each figure is composed, drawn and written by one worker from the runs' computed metric
+outputs, which are pickled to it; the files and bytes are the same as when drawn in this process.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from pinnlog.analyzer.report import figures as F
+from pinnlog.analyzer.report.compose import COMPOSERS, FIGURES, Drawn, RunResult, Skipped
+
+__all__ = ["draw_figures", "drawing_processes", "write_figure"]
+
+#: More than two processes rarely pay: there are nine figures of unequal cost.
+MAX_PROCESSES = 2
+
+
+def drawing_processes() -> int:
+    """How many processes draw: up to two where ``fork`` is safe and cheap (Linux) and CPUs allow, else one."""
+    if not sys.platform.startswith("linux"):
+        return 1
+    return max(1, min(MAX_PROCESSES, len(os.sched_getaffinity(0))))
+
+
+def write_figure(drawn: Drawn, out: Path) -> tuple[dict, bytes]:
+    """Save ``NAME.png`` and ``NAME.svg``; return the summary entry and the PNG bytes (for the page)."""
+    buffer = io.BytesIO()
+    drawn.figure.savefig(buffer, format="png", dpi=110)
+    png = buffer.getvalue()
+    (out / f"{drawn.name}.png").write_bytes(png)
+    drawn.figure.set_layout_engine("none")  # keep the layout the PNG got: the SVG is the same figure, sooner
+    drawn.figure.savefig(out / f"{drawn.name}.svg", format="svg")
+    entry = {"name": drawn.name, "title": drawn.title, "png": f"{drawn.name}.png", "svg": f"{drawn.name}.svg",
+             "notes": list(drawn.notes)}
+    return entry, png
+
+
+def _draw_one(runs: Sequence[RunResult], name: str, out: Path) -> tuple[dict | None, bytes | None, dict | None]:
+    """``(entry, png, None)`` for a drawn figure, ``(None, None, skipped)`` for a skipped one, else Nones."""
+    with F.figure_style():
+        item = COMPOSERS[name](runs, len(runs) == 1, F.run_colors([r.label for r in runs]))
+    if item is None:
+        return None, None, None
+    if isinstance(item, Skipped):
+        return None, None, {"figure": item.figure, "reason": item.reason}
+    entry, png = write_figure(item, out)
+    return entry, png, None
+
+
+def draw_figures(runs: Sequence[RunResult], out: Path, progress: Callable[[str, int, int], None],
+                 *, processes: int | None = None) -> tuple[list[dict], dict[str, bytes], list[dict]]:
+    """Draw every figure of :data:`FIGURES` the runs allow and write it to ``out``.
+
+    Returns the ``figures`` entries and ``skipped`` entries of ``summary.json`` (report order) and
+    ``{name: PNG bytes}``. ``processes`` defaults to :func:`drawing_processes`.
+    """
+    names = list(FIGURES)
+    processes = drawing_processes() if processes is None else processes
+    done: dict[str, Any] = {}
+    if processes > 1:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(processes, mp_context=context) as pool:
+            futures = {pool.submit(_draw_one, runs, name, out): name for name in names}
+            for count, future in enumerate(as_completed(futures), start=1):
+                done[futures[future]] = future.result()
+                progress("drawing figures", count, len(names))
+    else:
+        for count, name in enumerate(names, start=1):
+            done[name] = _draw_one(runs, name, out)
+            progress("drawing figures", count, len(names))
+    figures, pngs, skipped = [], {}, []
+    for name in names:
+        entry, png, skip = done[name]
+        if entry is not None:
+            figures.append(entry)
+            pngs[name] = png
+        if skip is not None:
+            skipped.append(skip)
+    return figures, pngs, skipped

@@ -1,0 +1,384 @@
+"""The paper's figure types, drawn from metric outputs: a figure never computes a quantity.
+
+Each ``plot_*`` function takes what a function of :mod:`pinnlog.analyzer.metrics` returned, either for one
+run (a DataArray over ``step``, or ``(step, layer)``) or for several runs as a mapping ``{label: DataArray}``,
+which it overlays in one colour per run. It draws on ``ax`` (a new ``Figure`` with one Axes when ``ax`` is
+None, never pyplot's global state) and returns the Axes. Phases (a ``PhaseTable`` from
+:func:`pinnlog.analyzer.phases.detect_phases`, or ``{label: PhaseTable}`` when overlaying) are shaded and
+labelled for one run, and marked by dashed lines in each run's colour when overlaying.
+
+Steps axes are logarithmic as in the paper (Fig 6-12, A13-A14); rows at step 0 cannot be shown on them
+and are left out of the drawing. The residual figures are in ``figures_residuals.py``, the
+comparison-only ones in ``figures_compare.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import seaborn as sns
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator, PercentFormatter
+from matplotlib.transforms import blended_transform_factory
+
+__all__ = [
+    "figure_style",
+    "new_figure",
+    "run_colors",
+    "shade_phases",
+    "plot_snr",
+    "plot_gradient_norms",
+    "plot_srr",
+    "plot_loss",
+    "plot_test_error",
+    "plot_per_layer",
+    "plot_snr_per_layer",
+    "plot_mutual_information",
+    "plot_binarization",
+    "plot_weight_norms",
+]
+
+#: Shading of the paper's three phases (anything else the detector returns gets a grey).
+PHASE_COLORS = {"fitting": "#4C72B0", "diffusion": "#DD8452", "total diffusion": "#55A868"}
+
+Series = xr.DataArray | Mapping[str, xr.DataArray]
+
+#: Steps written as people count them: 200, 5,000.
+STEP_FORMATTER = FuncFormatter(lambda step, _: f"{step:,.0f}" if step >= 1 else f"{step:g}")
+
+
+@contextlib.contextmanager
+def figure_style() -> Iterator[None]:
+    """The seaborn theme of every report figure, without touching matplotlib's global settings."""
+    import matplotlib as mpl
+
+    with mpl.rc_context(), sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
+        mpl.rcParams["svg.fonttype"] = "none"  # SVG keeps text as text: smaller, searchable
+        yield
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 6.4, height: float = 4.0) -> tuple[Figure, Any]:
+    """A ``Figure`` (Agg, no pyplot) with a grid of Axes, ``width``×``height`` inches per panel."""
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _ax(ax: Axes | None) -> Axes:
+    return ax if ax is not None else new_figure()[1][0, 0]
+
+
+def plain(text: Any) -> str:
+    """A string matplotlib draws literally: no mathtext, and shown in legends even when it starts with '_'."""
+    text = str(text).replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
+
+
+def run_colors(labels: Sequence[str]) -> dict[str, Any]:
+    """One colour per run label (seaborn's colour-blind palette), stable for the order given."""
+    palette = sns.color_palette("colorblind", max(len(labels), 1))
+    return {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+
+
+def _runs(values: Any, default: str) -> tuple[dict[str, Any], bool]:
+    """``({label: value}, single)``: one run's object under its own name, or the mapping as given."""
+    if isinstance(values, (xr.DataArray, xr.Dataset)):
+        name = values.name if isinstance(values, xr.DataArray) and values.name is not None else default
+        return {str(name): values}, True
+    return {str(k): v for k, v in values.items() if v is not None}, False
+
+
+def _positive_steps(da: xr.DataArray) -> xr.DataArray:
+    return da.isel(step=np.flatnonzero(np.asarray(da["step"].values) > 0))
+
+
+def _line(ax: Axes, da: xr.DataArray, **kwargs) -> None:
+    # Unmeasured rows (NaN, e.g. a test error logged every 100 steps) would break the line into dots.
+    da = _positive_steps(da).dropna("step")
+    ax.plot(np.asarray(da["step"].values), np.asarray(da.values, dtype=float), **kwargs)
+
+
+def _log_points(ax: Axes, *, positive_y: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and values of the points of ``ax``'s data lines (not reference lines) log axes can show."""
+    xs, ys = [np.zeros(0)], [np.zeros(0)]
+    for line in ax.get_lines():
+        if line.get_transform() is not ax.transData:  # axhline/axvline live partly in axes coordinates
+            continue
+        x = np.asarray(line.get_xdata(), dtype=float)
+        y = np.asarray(line.get_ydata(), dtype=float)
+        ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+        if positive_y:
+            ok &= y > 0
+        xs.append(x[ok])
+        ys.append(y[ok])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _has_points(ax: Axes, *, positive_y: bool) -> bool:
+    return _log_points(ax, positive_y=positive_y)[0].size > 0
+
+
+def _sparse_minor_ticks(axis, values: np.ndarray) -> None:
+    # Over two decades a log axis never labels its minor ticks, and laying them out is most of a
+    # figure's drawing time: leave them out.
+    if values.size and values.max() >= 100 * values.min():
+        axis.set_minor_locator(NullLocator())
+
+
+def _log_axes(ax: Axes, *, logy: bool = True) -> None:
+    """Log steps (and values); an axis with nothing a log scale can show stays linear and says so."""
+    ax.set_xlabel("step")
+    steps, _ = _log_points(ax, positive_y=False)
+    if steps.size == 0:
+        ax.text(0.5, 0.5, "no value at a step > 0 to draw", transform=ax.transAxes, ha="center", va="center",
+                color="0.4")
+        return
+    ax.set_xscale("log")
+    if steps.max() >= 100 * steps.min():
+        _sparse_minor_ticks(ax.xaxis, steps)
+    else:  # under two decades of steps: label 2 and 5 times the powers of ten, as plain numbers
+        ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(STEP_FORMATTER)
+        ax.xaxis.set_major_formatter(STEP_FORMATTER)
+    _, values = _log_points(ax, positive_y=True)
+    if logy and values.size:
+        ax.set_yscale("log")
+        _sparse_minor_ticks(ax.yaxis, values)
+
+
+def _legend(ax: Axes, **kwargs) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(fontsize="small", **kwargs)
+
+
+# -- phases ---------------------------------------------------------------------------------------
+
+
+def _phase_list(table: Any) -> list:
+    return list(getattr(table, "phases", table) or [])
+
+
+def shade_phases(ax: Axes, phases: Any, *, colors: Mapping[str, Any] | None = None) -> None:
+    """Mark phases on ``ax``: one run's table is shaded and labelled; ``{label: table}`` draws dashed lines.
+
+    A phase spans from its ``first_step`` to the next phase's ``first_step`` (the last one to its
+    ``last_step``), so the shading has no gaps between captured steps. Call it after drawing the data:
+    the marks never widen the step range the data set (a figure of late residuals is not stretched
+    back to the fitting phase).
+    """
+    if phases is None:
+        return
+    xlim = ax.get_xlim() if _has_points(ax, positive_y=False) else None
+    low, high = (min(xlim), max(xlim)) if xlim else (-np.inf, np.inf)
+    to_axes = blended_transform_factory(ax.transData, ax.transAxes)
+    if isinstance(phases, Mapping):
+        colors = colors or run_colors(list(phases))
+        for run, table in phases.items():
+            for phase in _phase_list(table)[1:]:
+                if not low <= phase.first_step <= high:
+                    continue
+                ax.axvline(phase.first_step, color=colors.get(run, "0.3"), ls="--", lw=1.0, alpha=0.9)
+                ax.text(phase.first_step, 0.02, plain(phase.label), transform=to_axes, rotation=90,
+                        ha="right", va="bottom", fontsize="x-small", color=colors.get(run, "0.3"))
+    else:
+        table = _phase_list(phases)
+        for i, phase in enumerate(table):
+            start = max(float(phase.first_step), 1.0, low)  # step axes are logarithmic
+            end = float(table[i + 1].first_step) if i + 1 < len(table) else float(phase.last_step)
+            end = min(end, high)
+            if end <= start:
+                continue
+            color = PHASE_COLORS.get(phase.label, "0.6")
+            ax.axvspan(start, end, color=color, alpha=0.13, lw=0, zorder=0)
+            if i > 0 and start == float(phase.first_step):
+                ax.axvline(start, color=color, ls="--", lw=1.0, zorder=1)
+            middle = np.sqrt(start * end)  # the middle of the span on a log axis
+            ax.text(middle, 0.98, plain(phase.label), transform=to_axes, ha="center", va="top",
+                    fontsize="small", color=color, fontweight="bold", clip_on=True)
+    if xlim is not None:
+        ax.set_xlim(xlim)
+
+
+# -- whole-net gradient statistics (Fig 6-8, 10, A14) ---------------------------------------------------
+
+
+def plot_snr(snr: Series, *, raw: Series | None = None, phases: Any = None, ax: Axes | None = None,
+             colors: Mapping[str, Any] | None = None) -> Axes:
+    """Whole-net SNR (Eq 8) against step, log-log, with the SNR = 1 regime boundary.
+
+    ``snr`` is drawn solid (pass the smoothed curve); ``raw``, when given, is drawn faintly behind it.
+    """
+    ax = _ax(ax)
+    runs, single = _runs(snr, "SNR")
+    raws, _ = _runs(raw, "raw") if raw is not None else ({}, single)
+    colors = colors or run_colors(list(runs))
+    for label, da in runs.items():
+        color = "C0" if single else colors[label]
+        raw_da = next(iter(raws.values())) if single and raws else raws.get(label)
+        if raw_da is not None:
+            _line(ax, raw_da, color=color, alpha=0.25, lw=0.6)
+        _line(ax, da, color=color, lw=1.4, label=plain("SNR" if single else label))
+    ax.axhline(1.0, color="0.4", ls=":", lw=1.0)
+    _log_axes(ax)
+    ax.set_ylabel("SNR  ‖μ‖ / ‖σ‖")
+    shade_phases(ax, phases, colors=colors)
+    if not single:
+        _legend(ax)
+    return ax
+
+
+def plot_gradient_norms(norms: xr.Dataset | Mapping[str, xr.Dataset], *, phases: Any = None,
+                        ax: Axes | None = None, colors: Mapping[str, Any] | None = None) -> Axes:
+    """Norms of the batch mean ‖μ‖ (solid) and batch std ‖σ‖ (dashed) of the gradient (Fig A14)."""
+    ax = _ax(ax)
+    runs, single = _runs(norms, "gradient")
+    colors = colors or run_colors(list(runs))
+    for label, ds in runs.items():
+        mean_color, std_color = ("C0", "C3") if single else (colors[label], colors[label])
+        prefix = "" if single else f"{plain(label)}: "
+        _line(ax, ds["mean_norm"], color=mean_color, lw=1.3, label=f"{prefix}‖mean‖")
+        _line(ax, ds["std_norm"], color=std_color, lw=1.3, ls="--", label=f"{prefix}‖std‖")
+    _log_axes(ax)
+    ax.set_ylabel("gradient norm over batches")
+    shade_phases(ax, phases, colors=colors)
+    _legend(ax)
+    return ax
+
+
+def plot_srr(srr_b: Series, srr_c: Series | None = None, *, test_error: Series | None = None, phases: Any = None,
+             ax: Axes | None = None, colors: Mapping[str, Any] | None = None) -> Axes:
+    """SRR_B (Eq 17, solid) and SRR_C (Eq 13, dashed) with the test error on a right-hand axis (dotted)."""
+    ax = _ax(ax)
+    runs_b, single = _runs(srr_b, "SRR_B")
+    runs_c, _ = _runs(srr_c, "SRR_C") if srr_c is not None else ({}, single)
+    errors, _ = _runs(test_error, "test error") if test_error is not None else ({}, single)
+    colors = colors or run_colors(list(runs_b))
+    prefix = (lambda label: "") if single else (lambda label: f"{plain(label)}: ")
+    pick = (lambda d, label: next(iter(d.values()), None)) if single else (lambda d, label: d.get(label))
+    for label, da in runs_b.items():
+        color = "C0" if single else colors[label]
+        _line(ax, da, color=color, lw=1.3, label=f"{prefix(label)}SRR_B")
+        c = pick(runs_c, label)
+        if c is not None:
+            _line(ax, c, color="C1" if single else color, lw=1.3, ls="--", label=f"{prefix(label)}SRR_C")
+    _log_axes(ax)
+    ax.set_ylabel("signal-to-rms ratio")
+    shade_phases(ax, phases, colors=colors)
+    if errors:
+        right = ax.twinx()
+        for label in runs_b:
+            e = pick(errors, label)
+            if e is not None:
+                _line(right, e, color="0.25" if single else colors[label], lw=1.1, ls=":",
+                      label=f"{prefix(label)}test error")
+        _, values = _log_points(right, positive_y=True)
+        if values.size:
+            right.set_yscale("log")
+            _sparse_minor_ticks(right.yaxis, values)
+        right.set_ylabel("relative L2 test error")
+        right.grid(False)
+        lines, names = ax.get_legend_handles_labels()
+        more, more_names = right.get_legend_handles_labels()
+        ax.legend(lines + more, names + more_names, fontsize="small", loc="lower left")
+    else:
+        _legend(ax, loc="lower left")
+    return ax
+
+
+# -- loss and error ---------------------------------------------------------------------------------------
+
+
+def plot_loss(loss: Series, *, terms: xr.Dataset | None = None, phases: Any = None, ax: Axes | None = None,
+              colors: Mapping[str, Any] | None = None) -> Axes:
+    """Training loss against step, log-log; for one run, the loss terms in ``terms`` (thin, dashed)."""
+    ax = _ax(ax)
+    runs, single = _runs(loss, "loss")
+    colors = colors or run_colors(list(runs))
+    for label, da in runs.items():
+        _line(ax, da, color="C0" if single else colors[label], lw=1.0, label=plain(label))
+    if single and terms is not None:
+        palette = sns.color_palette("muted", len(terms.data_vars) + 1)[1:]
+        for color, (name, da) in zip(palette, terms.data_vars.items()):
+            _line(ax, da, color=color, lw=0.8, ls="--", label=plain(name))
+    _log_axes(ax)
+    ax.set_ylabel("loss")
+    shade_phases(ax, phases, colors=colors)
+    if not single or terms is not None:
+        _legend(ax)
+    return ax
+
+
+def plot_test_error(test_error: Series, *, thresholds: Sequence[float] = (0.1, 0.05, 0.01), phases: Any = None,
+                    ax: Axes | None = None, colors: Mapping[str, Any] | None = None) -> Axes:
+    """Relative L2 test error against step, log-log, with the error thresholds as dotted lines."""
+    ax = _ax(ax)
+    runs, single = _runs(test_error, "test error")
+    colors = colors or run_colors(list(runs))
+    for label, da in runs.items():
+        _line(ax, da, color="C2" if single else colors[label], lw=1.1, label=plain(label))
+    to_axes = blended_transform_factory(ax.transAxes, ax.transData)
+    for threshold in thresholds:
+        ax.axhline(threshold, color="0.5", ls=":", lw=0.9)
+        ax.text(1.0, threshold, f"{threshold:.0%} ", transform=to_axes, ha="right", va="bottom",
+                fontsize="x-small", color="0.35")
+    _log_axes(ax)
+    ax.set_ylabel("relative L2 test error")
+    shade_phases(ax, phases, colors=colors)
+    if not single:
+        _legend(ax)
+    return ax
+
+
+# -- per layer (Fig 11, A13) ----------------------------------------------------------------------------
+
+
+def layer_labels(values: xr.DataArray) -> list[str]:
+    """Names of the ``layer`` entries: the ``layer_name`` coordinate when present."""
+    if "layer_name" in values.coords:
+        return [str(v) for v in np.asarray(values["layer_name"].values)]
+    return [f"layer {v}" for v in np.asarray(values["layer"].values)]
+
+
+def plot_per_layer(values: xr.DataArray, *, ylabel: str, logy: bool = True, phases: Any = None,
+                   ax: Axes | None = None, percent: bool = False) -> Axes:
+    """One line per layer of a ``(step, layer)`` metric, coloured from shallow (light) to deep (dark)."""
+    ax = _ax(ax)
+    names = layer_labels(values)
+    palette = sns.color_palette("crest", len(names))
+    for i, name in enumerate(names):
+        _line(ax, values.isel(layer=i), color=palette[i], lw=1.2, label=plain(name))
+    _log_axes(ax, logy=logy)
+    ax.set_ylabel(ylabel)
+    if percent:
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    shade_phases(ax, phases)
+    _legend(ax, ncols=2 if len(names) > 4 else 1)
+    return ax
+
+
+def plot_snr_per_layer(snr: xr.DataArray, *, phases: Any = None, ax: Axes | None = None) -> Axes:
+    """Per-layer SNR (Eq 8 over each weight matrix; Fig A13)."""
+    ax = plot_per_layer(snr, ylabel="SNR per layer", phases=phases, ax=ax)
+    ax.axhline(1.0, color="0.4", ls=":", lw=1.0)
+    return ax
+
+
+def plot_mutual_information(mi: xr.DataArray, *, phases: Any = None, ax: Axes | None = None) -> Axes:
+    """I(X;T) per layer in bits (Eq 31; Fig 11 a-b)."""
+    return plot_per_layer(mi, ylabel="I(X;T) [bits]", logy=False, phases=phases, ax=ax)
+
+
+def plot_binarization(binarization: xr.DataArray, *, phases: Any = None, ax: Axes | None = None) -> Axes:
+    """Share of saturated (binary) activations per layer (Fig 11 c-d)."""
+    return plot_per_layer(binarization, ylabel="binary activations", logy=False, phases=phases, ax=ax, percent=True)
+
+
+def plot_weight_norms(norms: xr.DataArray, *, phases: Any = None, ax: Axes | None = None) -> Axes:
+    """Norm of each layer's weights ‖θ_l‖ (Fig 11 e-f)."""
+    return plot_per_layer(norms, ylabel="weight norm ‖θ_l‖", logy=False, phases=phases, ax=ax)

@@ -1,0 +1,243 @@
+"""``summary.json``: what a report found, as numbers a script can read (schema: ``summary.schema.json``).
+
+The document is built from already-computed metric outputs and phase tables (see ``build.py``); this
+module only selects and formats. ``docs/report.md`` explains every field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "METADATA_KEYS",
+    "FINAL_QUANTITIES",
+    "load_schema",
+    "last_finite",
+    "phase_rows",
+    "run_summary",
+    "comparison",
+    "summary_document",
+    "to_json",
+    "threshold_name",
+]
+
+SCHEMA_VERSION = 1
+
+#: Root attributes of a store copied into ``runs[].metadata`` (when present).
+METADATA_KEYS = (
+    "status", "created", "pinnlog_format", "pinnlog_version", "torch_version", "device", "model", "optimizer",
+    "n_batches", "schedule", "raw_schedule", "residual_schedule", "probe_schedule", "shared_loss", "config",
+    "imported_from",
+)
+
+#: Quantities reported under ``runs[].final`` (metric name in ``build.py`` -> what it is).
+FINAL_QUANTITIES = {
+    "loss": "training loss (scalars/loss)",
+    "test_error": "relative L2 test error (metrics.relative_l2)",
+    "snr": "whole-net SNR, weights only (metrics.snr, Eq 8)",
+    "srr_b": "SRR_B (metrics.srr_b, Eq 17)",
+    "srr_c": "SRR_C (metrics.srr_c, Eq 13)",
+}
+
+
+def load_schema() -> dict:
+    """The JSON Schema (draft 2020-12) every ``summary.json`` validates against."""
+    text = resources.files("pinnlog.analyzer.report").joinpath("summary.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None (JSON has no NaN or infinity)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def threshold_name(threshold: float) -> str:
+    """How a threshold is written for people: ``0.1 -> "10%"``."""
+    percent = threshold * 100
+    return f"{percent:g}%" if percent >= 0.1 else f"{threshold:g}"
+
+
+def last_finite(values: xr.DataArray | None) -> dict | None:
+    """``{"step", "value"}`` of the last row of a ``(step,)`` array whose value is finite, or None."""
+    if values is None or values.sizes.get("step", 0) == 0:
+        return None
+    data = np.asarray(values.values, dtype=float)
+    finite = np.flatnonzero(np.isfinite(data))
+    if finite.size == 0:
+        return None
+    i = int(finite[-1])
+    return {"step": int(values["step"].values[i]), "value": float(data[i])}
+
+
+def _minimum(values: xr.DataArray | None) -> dict | None:
+    if values is None or values.sizes.get("step", 0) == 0:
+        return None
+    data = np.asarray(values.values, dtype=float)
+    if not np.isfinite(data).any():
+        return None
+    i = int(np.nanargmin(data))
+    return {"step": int(values["step"].values[i]), "value": float(data[i])}
+
+
+def phase_rows(phases: Any) -> list[dict] | None:
+    """A ``PhaseTable`` as JSON rows ``{label, first_step, last_step, median_snr, slope}``."""
+    if phases is None:
+        return None
+    return [
+        {
+            "label": str(p.label),
+            "first_step": int(p.first_step),
+            "last_step": int(p.last_step),
+            "median_snr": _number(p.median),
+            "slope": _number(getattr(p, "slope", None)),
+        }
+        for p in getattr(phases, "phases", phases)
+    ]
+
+
+def _metadata(attrs: Mapping[str, Any]) -> dict:
+    meta = {key: attrs[key] for key in METADATA_KEYS if key in attrs}
+    if isinstance(meta.get("model"), str) and len(meta["model"]) > 4000:
+        meta["model"] = meta["model"][:4000]
+    layers = attrs.get("layers")
+    if isinstance(layers, list):
+        meta["layers"] = [str(layer.get("name", i)) if isinstance(layer, Mapping) else str(layer)
+                          for i, layer in enumerate(layers)]
+    layout = attrs.get("layout")
+    if isinstance(layout, list):
+        meta["n_parameters"] = int(sum(int(t.get("numel", 0)) for t in layout if isinstance(t, Mapping)))
+    return json.loads(json.dumps(meta, default=str))  # attrs are JSON already; this guarantees it
+
+
+def run_summary(*, label: str, path: str, attrs: Mapping[str, Any], recorded: Mapping[str, int],
+                values: Mapping[str, Any], phases: Any, phases_note: str | None,
+                steps_to_error: Mapping[float, int | None]) -> dict:
+    """The ``runs[]`` entry of one run.
+
+    Parameters
+    ----------
+    values : mapping
+        Computed metric outputs by name (``snr``, ``test_error``, ``loss``, ...); missing names are null.
+    phases : PhaseTable or None
+        From ``detect_phases`` on the whole-net SNR.
+    steps_to_error : mapping
+        ``{threshold: first step with test error <= threshold, or None}`` from ``metrics.steps_to_error``.
+    """
+    steps = [int(v["step"].values[-1]) for v in values.values()
+             if isinstance(v, (xr.DataArray, xr.Dataset)) and "step" in v.coords and v.sizes.get("step", 0)]
+    first = [int(v["step"].values[0]) for v in values.values()
+             if isinstance(v, (xr.DataArray, xr.Dataset)) and "step" in v.coords and v.sizes.get("step", 0)]
+    final = {name: last_finite(values.get(name)) for name in FINAL_QUANTITIES}
+    final["min_test_error"] = _minimum(values.get("test_error"))
+    return {
+        "label": str(label),
+        "path": str(path),
+        "metadata": _metadata(attrs),
+        "recorded": {str(k): int(v) for k, v in recorded.items()},
+        "steps": {"first": min(first) if first else None, "last": max(steps) if steps else None},
+        "phases": phase_rows(phases),
+        "phases_note": phases_note,
+        "final": final,
+        "steps_to_error": [{"threshold": float(t), "step": None if s is None else int(s)}
+                           for t, s in steps_to_error.items()],
+    }
+
+
+def _speedup_text(run: str, reference: str, threshold: float, run_steps, reference_steps) -> str:
+    what = f"{threshold_name(threshold)} test error"
+    if run_steps is None and reference_steps is None:
+        return f"neither {run} nor {reference} reaches {what}"
+    if run_steps is None:
+        return f"{run} never reaches {what}; {reference} does at step {reference_steps:,}"
+    if reference_steps is None:
+        return f"{run} reaches {what} at step {run_steps:,}; {reference} never does"
+    if run_steps == 0 or reference_steps == 0:
+        return f"{run} reaches {what} at step {run_steps:,}, {reference} at step {reference_steps:,}"
+    ratio = reference_steps / run_steps
+    if round(ratio, 1) == 1.0:
+        return f"{run} reaches {what} about as soon as {reference} ({run_steps:,} vs {reference_steps:,} steps)"
+    how = f"{ratio:.1f}× sooner" if ratio >= 1 else f"{1 / ratio:.1f}× later"
+    return f"{run} reaches {what} {how} than {reference} ({run_steps:,} vs {reference_steps:,} steps)"
+
+
+def comparison(runs: Sequence[Mapping[str, Any]], thresholds: Sequence[float]) -> dict:
+    """Ratios between runs: every run against the first (the reference), per threshold and per phase.
+
+    ``speedup = reference_steps / run_steps`` (> 1: the run is sooner). Per phase (matched by label):
+    ``onset_ratio = reference first_step / run first_step`` (> 1: the run enters the phase sooner) and
+    ``median_snr_ratio = run median SNR / reference median SNR``.
+    """
+    reference = runs[0]
+    ref_label = reference["label"]
+    steps = {r["label"]: {e["threshold"]: e["step"] for e in r["steps_to_error"]} for r in runs}
+    table = []
+    for t in thresholds:
+        per_run = {label: steps[label].get(float(t)) for label in steps}
+        reached = {k: v for k, v in per_run.items() if v is not None}
+        table.append({"threshold": float(t), "steps": per_run,
+                      "fastest": min(reached, key=reached.get) if reached else None})
+    speedups, phase_differences = [], []
+    ref_phases = {p["label"]: p for p in reference["phases"] or []}
+    for run in runs[1:]:
+        label = run["label"]
+        for t in thresholds:
+            a, b = steps[label].get(float(t)), steps[ref_label].get(float(t))
+            ratio = b / a if a and b else None
+            speedups.append({"threshold": float(t), "run": label, "reference": ref_label, "run_steps": a,
+                             "reference_steps": b, "speedup": _number(ratio),
+                             "text": _speedup_text(label, ref_label, float(t), a, b)})
+        for phase in run["phases"] or []:
+            ref = ref_phases.get(phase["label"])
+            if ref is None:
+                continue
+            onset = ref["first_step"] / phase["first_step"] if phase["first_step"] > 0 and ref["first_step"] > 0 else None
+            median_ratio = (phase["median_snr"] / ref["median_snr"]
+                            if phase["median_snr"] is not None and ref["median_snr"] else None)
+            phase_differences.append({
+                "phase": phase["label"], "run": label, "reference": ref_label,
+                "run_first_step": phase["first_step"], "reference_first_step": ref["first_step"],
+                "onset_ratio": _number(onset),
+                "run_duration": phase["last_step"] - phase["first_step"],
+                "reference_duration": ref["last_step"] - ref["first_step"],
+                "run_median_snr": phase["median_snr"], "reference_median_snr": ref["median_snr"],
+                "median_snr_ratio": _number(median_ratio),
+            })
+    return {"reference": ref_label, "thresholds": [float(t) for t in thresholds], "steps_to_error": table,
+            "speedups": speedups, "phase_differences": phase_differences}
+
+
+def summary_document(kind: str, runs: Sequence[dict], *, options: Mapping[str, Any],
+                     comparison_: dict | None = None, figures: Sequence[Mapping[str, Any]] = (),
+                     skipped: Sequence[Mapping[str, str]] = (), warnings: Sequence[str] = ()) -> dict:
+    """The whole ``summary.json``: ``kind`` is ``"analyze"`` (one run) or ``"compare"`` (two or more)."""
+    from pinnlog.analyzer import __version__
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pinnlog_version": __version__,
+        "options": dict(options),
+        "runs": list(runs),
+        "comparison": comparison_,
+        "figures": [dict(f) for f in figures],
+        "skipped": [dict(s) for s in skipped],
+        "warnings": [str(w) for w in warnings],
+    }
+
+
+def to_json(document: Mapping[str, Any]) -> str:
+    """Strict JSON (no NaN or infinity: such numbers were already turned into null)."""
+    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

@@ -1,0 +1,391 @@
+"""Check a run store end to end (``pinnlog verify``), and close one left open by a killed run (``--repair``).
+
+:func:`verify_run` reads every ``zarr.json`` as plain JSON before zarr interprets it, so one damaged
+array cannot hide the others: it checks the format version, the root attributes, every group's arrays
+(dims, dtypes, codecs, capacity against ``n_committed``), decodes every committed chunk, checks the
+reductions' own identity (``sum_rms2 = sum_mu2 + sum_sigma2``) and their agreement with the raw
+snapshots (SNR to 1e-6, :func:`pinnlog.analyzer.metrics.check_consistency`), and the status. It
+never decodes an array whose codecs are outside the allow-list, and reads local stores through
+:class:`~pinnlog.analyzer.safe_store.SafeLocalStore` (no links leaving the store, no pipes).
+
+:func:`repair_run` trims every array to its group's ``n_committed``, removes the temporary files of
+interrupted atomic writes, sets ``status`` to ``"interrupted"`` and consolidates metadata. It only
+shortens capacity beyond the commit point, so no committed step is lost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pinnlog.analyzer.errors import CorruptStoreError
+from pinnlog.analyzer.format import GROUPS, activation_dim
+from pinnlog.analyzer.raw_store import is_stub, list_children, open_raw_store, partial_files, read_json, read_root, sync
+from pinnlog.analyzer.safe_store import disallowed_codecs, unsafe_entries
+from pinnlog.analyzer.verify_checks import DAMAGED, OK, WARNING, Finding, check_root_attrs, short
+
+__all__ = ["Finding", "VerifyReport", "RepairReport", "verify_run", "repair_run", "SNR_TOLERANCE"]
+
+SNR_TOLERANCE = 1e-6
+STUB = "a folder without metadata: its creation was interrupted (it never held a committed row); --repair removes it"
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify_run` found. ``exit_code``: 0 healthy, 1 damaged (``usable`` says what is left)."""
+
+    path: str
+    status: str | None
+    findings: list[Finding] = field(default_factory=list)
+    committed: dict[str, int] = field(default_factory=dict)
+    usable: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return not any(f.level == DAMAGED for f in self.findings)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.healthy else 1
+
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.level != OK]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": self.status,
+            "healthy": self.healthy,
+            "committed": dict(self.committed),
+            "usable": dict(self.usable),
+            "findings": [f.__dict__ for f in self.findings],
+        }
+
+    def __str__(self) -> str:
+        lines = [f"{self.path}: {'healthy' if self.healthy else 'DAMAGED'} (status {self.status!r})"]
+        lines += [f"  {f.level:8s} {f.where:28s} {f.check:22s} {f.detail}" for f in self.findings]
+        return "\n".join(lines)
+
+
+# -- one array ------------------------------------------------------------------------------------------
+def _expected(group: str, var: str) -> tuple[tuple[str, ...], str] | None:
+    spec = GROUPS[group]
+    if var in spec.variables:
+        return spec.variables[var]
+    if group == "scalars":
+        return (("step",), "float64")
+    if group == "activations":
+        return (("acapture", "probe", activation_dim(var)), "float32")
+    return None
+
+
+def _check_array_metadata(group: str, var: str, meta: dict, n: int, out: list[Finding]) -> tuple[bool, bool]:
+    """Dims, dtype, codecs and capacity of one array from its raw metadata: (may be decoded, conforms)."""
+    where = f"{group}/{var}"
+    if meta.get("node_type") != "array" or meta.get("zarr_format") != 3:
+        out.append(Finding(where, "metadata", DAMAGED, "not a Zarr v3 array"))
+        return False, False
+    bad = disallowed_codecs(meta)
+    if bad:
+        out.append(Finding(where, "codecs", DAMAGED, f"codec {short(bad[0])} is not allowed (never decoded)"))
+        return False, False
+    shape, dims, dtype = meta.get("shape"), meta.get("dimension_names"), meta.get("data_type")
+    if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        out.append(Finding(where, "shape", DAMAGED, f"shape {short(shape)} is not a list of sizes"))
+        return False, False
+    if not isinstance(dims, list) or len(dims) != len(shape) or not all(isinstance(d, str) for d in dims):
+        out.append(Finding(where, "dims", DAMAGED, f"dimension_names {short(dims)} do not name its {len(shape)} dims"))
+        return False, False
+    if not _numeric(dtype):
+        out.append(Finding(where, "dtype", DAMAGED, f"dtype {short(dtype)} is not numeric (never decoded)"))
+        return False, False
+    conforms = True
+    expected = _expected(group, var)
+    if expected is None:
+        out.append(Finding(where, "variable", WARNING, "not a format-1 variable of this group; ignored"))
+    else:
+        exp_dims, exp_dtype = expected
+        if tuple(dims) != exp_dims:
+            out.append(Finding(where, "dims", DAMAGED, f"dims {short(dims)}, format 1 says {list(exp_dims)}"))
+            conforms = False
+        if dtype != exp_dtype:
+            out.append(Finding(where, "dtype", DAMAGED, f"dtype {short(dtype)}, format 1 says {exp_dtype}"))
+            conforms = False
+    axis = GROUPS[group].axis
+    if dims and dims[0] == axis and shape[0] < n:
+        out.append(Finding(where, "capacity", DAMAGED, f"holds {shape[0]} rows but n_committed={n}"))
+        return False, False
+    return True, conforms
+
+
+def _numeric(dtype: Any) -> bool:
+    try:
+        return isinstance(dtype, str) and np.dtype(dtype).kind in "biuf"
+    except TypeError:
+        return False
+
+
+def _decode_array(store, key: str, n: int, axis: str, out: list[Finding]) -> tuple[set[int], np.ndarray | None]:
+    """Read every committed chunk of one array; rows (along ``axis``) of chunks that fail, and a 1-d copy.
+
+    The copy (committed rows) is returned for 1-d arrays only (``step`` columns, scalars), to check them.
+    """
+    import zarr
+
+    arr = zarr.open_array(store=store, path=key, mode="r", zarr_format=3)
+    dims = arr.metadata.dimension_names or ()
+    growing = bool(dims) and dims[0] == axis
+    limits = [min(n, arr.shape[0]) if growing else arr.shape[0], *arr.shape[1:]] if arr.ndim else []
+    chunk_shape = arr.metadata.chunk_grid.chunk_shape
+    bad_rows: set[int] = set()
+    missing = failed = 0
+    first_error = ""
+    copy = np.empty(limits[0], dtype=arr.dtype) if arr.ndim == 1 else None
+    for coords in itertools.product(*(range(math.ceil(lim / c)) for lim, c in zip(limits, chunk_shape))):
+        region = tuple(slice(i * c, min((i + 1) * c, lim)) for i, c, lim in zip(coords, chunk_shape, limits))
+        try:
+            if not sync(store.exists(f"{key}/{arr.metadata.encode_chunk_key(coords)}")):
+                missing += 1
+            block = arr[region]
+            if copy is not None:
+                copy[region[0]] = block
+        except Exception as exc:  # noqa: BLE001 - any decode failure is damage to report, not to raise
+            failed += 1
+            first_error = first_error or short(f"{type(exc).__name__}: {exc}", 100, raw=True)
+            if growing:
+                bad_rows.update(range(region[0].start, region[0].stop))
+            else:
+                bad_rows.add(-1)  # a static array: the whole group is affected
+    if failed:
+        out.append(Finding(key, "decode", DAMAGED, f"{failed} chunk(s) do not decode: {first_error}"))
+    elif missing and growing:  # zarr skips chunks equal to the fill value, so an absent chunk may be fine
+        out.append(Finding(key, "chunks", WARNING, f"{missing} committed chunk(s) absent: they read as the fill value "
+                           "(NaN or -1), as zarr skips all-fill chunks; if data was there, it is lost"))
+    if copy is not None and failed:
+        copy = None
+    return bad_rows, copy
+
+
+# -- one group ------------------------------------------------------------------------------------------
+def _check_group(store, name: str, gmeta: dict, attrs: dict, out: list[Finding], decode: bool = True) -> tuple[int, int, dict]:
+    """Checks of one format-1 group; returns (committed, usable rows, {var: 1-d committed values})."""
+    spec = GROUPS[name]
+    gattrs = gmeta.get("attributes") if isinstance(gmeta.get("attributes"), dict) else {}
+    n = gattrs.get("n_committed", 0)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        out.append(Finding(name, "n_committed", DAMAGED, f"n_committed={short(n)} is not a non-negative int"))
+        return 0, 0, {}
+    if gattrs.get("axis", spec.axis) != spec.axis:
+        out.append(Finding(name, "axis", WARNING, f"axis attribute {short(gattrs.get('axis'))}, format 1 says {spec.axis!r}"))
+    metas: dict[str, dict] = {}
+    structural_ok = True
+    for var in list_children(store, name):
+        try:
+            metas[var] = read_json(store, f"{name}/{var}/zarr.json")
+        except CorruptStoreError as exc:
+            stub = is_stub(store, f"{name}/{var}")
+            out.append(Finding(f"{name}/{var}", "metadata", WARNING if stub else DAMAGED, STUB if stub else str(exc)))
+            structural_ok = structural_ok and stub
+    for var in spec.variables if n else ():  # a group that committed nothing may have no arrays yet
+        if var not in metas and var not in spec.optional and not any(f.where == f"{name}/{var}" for f in out):
+            out.append(Finding(f"{name}/{var}", "present", DAMAGED, "required variable is missing"))
+            structural_ok = False
+    verdicts = {var: _check_array_metadata(name, var, meta, n, out) for var, meta in metas.items()}
+    decodable = {var: v[0] for var, v in verdicts.items()}
+    structural_ok = structural_ok and all(v[0] and v[1] for v in verdicts.values())
+    sizes_ok = _check_sizes(name, metas, attrs, out)
+    bad_rows: set[int] = set()
+    columns: dict[str, np.ndarray] = {}
+    for var, ok in decodable.items():
+        if ok and n and decode:
+            rows, column = _decode_array(store, f"{name}/{var}", n, spec.axis, out)
+            bad_rows |= rows
+            if column is not None:
+                columns[var] = column
+    if "step" in columns:
+        step = columns["step"]
+        if np.any(step < 0) or np.any(np.diff(step) <= 0):
+            out.append(Finding(f"{name}/step", "steps", DAMAGED, "steps are not strictly increasing non-negative numbers"))
+            structural_ok = False
+    if not structural_ok or not sizes_ok or -1 in bad_rows:
+        usable = 0
+    else:
+        usable = n - len(bad_rows)
+    return n, usable, columns
+
+
+def _check_sizes(name: str, metas: dict, attrs: dict, out: list[Finding]) -> bool:
+    """One size per dimension across the group, and the sizes the root attributes imply."""
+    sizes: dict[str, set[int]] = {}
+    for meta in metas.values():
+        dims, shape = meta.get("dimension_names"), meta.get("shape")
+        if isinstance(dims, list) and isinstance(shape, list) and len(dims) == len(shape):
+            for d, s in zip(dims[1:], shape[1:]):  # the growing axis differs by capacity; skip dim 0
+                if isinstance(d, str) and isinstance(s, int):
+                    sizes.setdefault(d, set()).add(s)
+            if dims and dims[0] != GROUPS[name].axis and isinstance(dims[0], str) and shape and isinstance(shape[0], int):
+                sizes.setdefault(dims[0], set()).add(shape[0])
+    ok = True
+    for dim, found in sizes.items():
+        if len(found) > 1:
+            out.append(Finding(name, "sizes", DAMAGED, f"dimension {short(dim)} has sizes {sorted(found)} in different arrays"))
+            ok = False
+    expected = {}
+    layout = attrs.get("layout")
+    if isinstance(layout, list) and all(isinstance(t, dict) and isinstance(t.get("numel"), int) for t in layout):
+        expected["tensor"] = len(layout)
+        expected["param"] = sum(t["numel"] for t in layout)
+    if isinstance(attrs.get("n_batches"), int):
+        expected["batch"] = attrs["n_batches"]
+    for layer in attrs.get("layers") if isinstance(attrs.get("layers"), list) else []:
+        if isinstance(layer, dict) and isinstance(layer.get("name"), str) and isinstance(layer.get("width"), int):
+            expected[activation_dim(layer["name"])] = layer["width"]
+    for dim, want in expected.items():
+        if dim in sizes and sizes[dim] != {want}:
+            out.append(Finding(name, "sizes", DAMAGED, f"dimension {dim} has size {sorted(sizes[dim])}, the root attributes say {want}"))
+            ok = False
+    return ok
+
+
+def _check_reductions(store, n: int, out: list[Finding]) -> np.ndarray:
+    """``sum_rms2 = sum_mu2 + sum_sigma2`` and non-negative sums on finite rows; returns a mask of the rows that fail."""
+    import zarr
+
+    arrays = {v: zarr.open_array(store=store, path=f"gradient_stats/{v}", mode="r")[:n] for v in ("sum_mu2", "sum_sigma2", "sum_rms2")}
+    mu2, sigma2, rms2 = arrays["sum_mu2"], arrays["sum_sigma2"], arrays["sum_rms2"]
+    finite = np.isfinite(mu2) & np.isfinite(sigma2) & np.isfinite(rms2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        gap = np.abs(rms2 - (mu2 + sigma2)) > SNR_TOLERANCE * np.maximum(np.abs(rms2), 1e-300)
+        negative = (mu2 < 0) | (sigma2 < 0)
+    bad = np.any(finite & (gap | negative), axis=tuple(range(1, mu2.ndim)))
+    n_bad = int(bad.sum())
+    if n_bad:
+        out.append(Finding("gradient_stats", "reductions", DAMAGED, f"{n_bad} capture(s) break sum_rms2 = sum_mu2 + sum_sigma2 or are negative"))
+    else:
+        out.append(Finding("gradient_stats", "reductions", OK, "sum_rms2 = sum_mu2 + sum_sigma2 on every finite row"))
+    n_nonfinite = int((~finite).any(axis=tuple(range(1, mu2.ndim))).sum())
+    if n_nonfinite:
+        out.append(Finding("gradient_stats", "finite", WARNING, f"{n_nonfinite} capture(s) hold NaN/inf (metrics give NaN/inf there)"))
+    return bad
+
+
+def _check_consistency(path, out: list[Finding], skip_steps: set[int]) -> int:
+    """SNR and the sums from the raw snapshots against the stored reductions (1e-6); rows that disagree.
+
+    Steps in ``skip_steps`` (reductions already found broken) are not compared.
+    """
+    import xarray as xr
+
+    from pinnlog.analyzer.io import _open_group_dataset, open_store_group
+    from pinnlog.analyzer.metrics import check_consistency
+
+    try:
+        # Only the two groups compared: damage elsewhere in the store must not hide this check.
+        root = open_store_group(path)
+        groups = {name: xr.DataTree(_open_group_dataset(root, name, path, None)) for name in ("gradient_stats", "batch_gradients")}
+        run = xr.DataTree(dataset=xr.Dataset(attrs=dict(root.attrs)), children=groups)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # degenerate SNR (NaN, inf) compares equal to itself; no noise
+            diff = check_consistency(run).compute()
+    except Exception as exc:  # noqa: BLE001 - a check that cannot run is reported, not raised
+        out.append(Finding("batch_gradients", "snr consistency", WARNING, f"not checked: {short(str(exc), 100, raw=True)}"))
+        return 0
+    if diff.sizes.get("step", 0) == 0:
+        return 0
+    worst = np.fmax(diff["snr_rel_diff"].values, diff["sums_rel_diff"].values)
+    checked = np.isfinite(worst) & ~np.isin(diff["step"].values, list(skip_steps))
+    bad = checked & (worst > SNR_TOLERANCE)
+    if bad.any():
+        steps = diff["step"].values[bad]
+        out.append(Finding("batch_gradients", "snr consistency", DAMAGED,
+                           f"{int(bad.sum())} snapshot(s) disagree with gradient_stats beyond {SNR_TOLERANCE:g} (first at step {int(steps[0])})"))
+    elif checked.any():
+        out.append(Finding("batch_gradients", "snr consistency", OK,
+                           f"{int(checked.sum())} snapshot(s) agree with gradient_stats (max rel. diff {float(np.nanmax(worst)):.1e})"))
+    return int(bad.sum())
+
+
+# -- the whole store ------------------------------------------------------------------------------------
+def verify_run(path: str | os.PathLike, *, decode: bool = True) -> VerifyReport:
+    """Check a run store end to end.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``*.zarr`` directory or a URL.
+    decode : bool
+        Read every committed chunk (default). ``False`` checks metadata only.
+
+    Returns
+    -------
+    VerifyReport
+        ``findings`` (one per check), ``committed`` and ``usable`` rows per group, ``exit_code``
+        (0 healthy, 1 damaged).
+
+    Raises
+    ------
+    StoreNotFoundError, NotAStoreError, UnknownFormatError
+        When ``path`` is not a pinnlog store at all (``pinnlog verify`` exits 2).
+    """
+    store = open_raw_store(path)
+    root = read_root(store, path)
+    attrs = root["attributes"]
+    out: list[Finding] = [Finding("store", "format version", OK, f"pinnlog_format={attrs['pinnlog_format']}")]
+    status = attrs.get("status")
+    out += check_root_attrs(attrs)
+    if not (isinstance(path, str) and "://" in path):
+        unsafe = unsafe_entries(path)
+        for problem in unsafe:
+            out.append(Finding("store", "files", DAMAGED, problem))
+        partial = partial_files(path)
+        if partial:
+            out.append(Finding("store", "files", WARNING, f"{len(partial)} temporary file(s) of interrupted writes; --repair removes them"))
+    committed, usable = {}, {}
+    broken_steps: set[int] = set()
+    for name in list_children(store, ""):
+        try:
+            gmeta = read_json(store, f"{name}/zarr.json")
+        except CorruptStoreError as exc:
+            if is_stub(store, name):
+                out.append(Finding(name, "metadata", WARNING, STUB))
+            elif name in GROUPS:
+                out.append(Finding(name, "metadata", DAMAGED, str(exc)))
+                committed[name], usable[name] = 0, 0
+            else:  # a stray file or folder beside the groups: not ours to judge
+                out.append(Finding(short(name, 60, raw=True), "entry", WARNING, "not a Zarr node; pinnlog ignores it"))
+            continue
+        if name not in GROUPS or gmeta.get("node_type") != "group":
+            out.append(Finding(name, "group", WARNING, "not a format-1 group; pinnlog ignores it"))
+            continue
+        group_out: list[Finding] = []
+        n, ok_rows, columns = _check_group(store, name, gmeta, attrs, group_out, decode)
+        if name == "gradient_stats" and decode and ok_rows == n and n:
+            bad = _check_reductions(store, n, group_out)
+            ok_rows -= int(bad.sum())
+            if "step" in columns:
+                broken_steps = {int(s) for s in columns["step"][bad]}
+        if not any(f.level == DAMAGED for f in group_out):
+            group_out.insert(0, Finding(name, "arrays", OK, f"{n} committed row(s); dims, dtypes, codecs" + (", chunks decode" if decode else "")))
+        out += group_out
+        committed[name], usable[name] = n, ok_rows
+    if decode and usable.get("gradient_stats") and usable.get("batch_gradients") and not any(f.check == "files" and f.level == DAMAGED for f in out):
+        usable["batch_gradients"] -= _check_consistency(path, out, broken_steps)
+    if not any(committed.values()):
+        out.append(Finding("store", "committed", DAMAGED, "no group holds a committed step: nothing to analyse"))
+    if status == "recording":
+        out.append(Finding("store", "status", DAMAGED,
+                           "still open (status 'recording'): its writer runs or was killed; if none runs, `pinnlog verify --repair` closes it"))
+    elif status == "interrupted":
+        out.append(Finding("store", "status", WARNING, "interrupted: the recording stopped early; every committed step is readable"))
+    elif status == "complete":
+        out.append(Finding("store", "status", OK, "complete"))
+    return VerifyReport(str(path), status if isinstance(status, str) else None, out, committed, usable)
+
+
+from pinnlog.analyzer.repair import RepairReport, repair_run  # noqa: E402 - repair builds on the helpers above

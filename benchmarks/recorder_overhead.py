@@ -1,0 +1,230 @@
+"""What recording costs on the paper's problem: time per capture, whole-run time, rec.step, memory.
+
+    python benchmarks/recorder_overhead.py                 # the issue's figures (3,000 steps)
+    python benchmarks/recorder_overhead.py --steps 200     # a shorter whole run
+    python benchmarks/recorder_overhead.py --quick         # smoke-sized (200 steps, 3 repeats)
+    python benchmarks/recorder_overhead.py --device cuda   # on a GPU
+
+Set-up (benchmarks/paper_problem.py): MLP [2] + [128] x 6 + [1] tanh, 25,600 collocation points in
+K = 100 batches of 256, 512 initial-condition points, Adam. Plain and recorded work alternate in the
+same process so that load on a shared machine hits both alike. Prints:
+
+(a) one capture / one plain full-batch step (targets: <= 1.6, aim <= 1.0 with shared_loss), and the
+    floor, one full-batch gradient alone / plain step;
+(b) whole-run time recorded / plain with schedule=every(100) (target <= 1.03): the two runs advance one
+    step each in turn; they must end bitwise identical;
+(c) mean time of rec.step on a non-capture step / plain step (target < 1 %);
+(d) the recorder's peak extra memory: the peak of live tensor bytes during a capture minus the peak of
+    computing one batch gradient alone (which any capture needs), against 4 x P x 4 bytes without raw
+    snapshots and 2 x K x P x 4 bytes with them (two raw captures in a row, the worst case). Counted
+    with a TorchDispatchMode that follows every tensor storage the capture allocates until it is freed
+    (on CUDA also with torch.cuda.max_memory_allocated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paper_problem import AllenCahnProblem, make_run, plain_step  # noqa: E402
+
+from pinnlog.recorder import Recorder, every  # noqa: E402
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _timed(device, fn):
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+class TensorCensus(TorchDispatchMode):
+    """Live and peak bytes of the tensor storages created while the mode is active (on ``device``)."""
+
+    def __init__(self, device_type: str):
+        super().__init__()
+        self.device_type, self.live, self.peak = device_type, 0, 0
+        self._seen: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def _freed(self, key: int, nbytes: int) -> None:
+        with self._lock:
+            self.live -= nbytes
+            self._seen.pop(key, None)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.device.type == self.device_type:
+                storage = t.untyped_storage()
+                key = storage.data_ptr()
+                if key and key not in self._seen:
+                    with self._lock:
+                        self._seen[key] = storage.nbytes()
+                        self.live += storage.nbytes()
+                        self.peak = max(self.peak, self.live)
+                    weakref.finalize(storage, self._freed, key, storage.nbytes())
+        return out
+
+
+def capture_ratio(args, problem, tmp: Path) -> dict:
+    """(a): interleaved repeats of a plain step, a capture, a capture with shared_loss, a bare gradient."""
+    model, optimizer = make_run(args.device)
+    params = list(model.parameters())
+    recs = {
+        "capture": Recorder(tmp / "a.zarr", model, optimizer, problem.batch_loss, problem.n_batches, schedule=every(1)),
+        "capture_shared": Recorder(tmp / "b.zarr", model, optimizer, problem.residual_loss, problem.n_batches,
+                                   schedule=every(1), shared_loss=problem.ic_loss),
+    }
+    plain_step(model, optimizer, problem)  # warm-up (and Adam state for the reductions)
+
+    def bare_loop():  # the issue's reference: K autograd.grad calls with float32 running sums
+        total = [torch.zeros_like(p) for p in params]
+        total_sq = [torch.zeros_like(p) for p in params]
+        for b in range(problem.n_batches):
+            for g, s, s2 in zip(torch.autograd.grad(problem.batch_loss(model, b), params), total, total_sq):
+                s.add_(g)
+                s2.addcmul_(g, g)
+
+    times = {"plain": [], "capture": [], "capture_shared": [], "full_gradient": [], "bare_loop": []}
+    for r in range(args.repeats):
+        times["plain"].append(_timed(args.device, lambda: plain_step(model, optimizer, problem)))
+        for name, rec in recs.items():
+            times[name].append(_timed(args.device, lambda: rec.step(r)))
+            rec.flush()  # the writer's share is timed in (b); keep it off the next measurement
+        times["full_gradient"].append(_timed(args.device, lambda: torch.autograd.grad(problem.full_loss(model), params)))
+        times["bare_loop"].append(_timed(args.device, bare_loop))
+    for rec in recs.values():
+        rec.close()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"(a) median of {args.repeats}: plain step {med['plain']:.3f} s, capture {med['capture']:.3f} s, "
+          f"capture with shared_loss {med['capture_shared']:.3f} s, one full-batch gradient {med['full_gradient']:.3f} s, "
+          f"bare loop of K autograd.grad {med['bare_loop']:.3f} s")
+    print(f"    capture / plain step              = {med['capture'] / med['plain']:.2f}   (target <= 1.6)")
+    print(f"    capture (shared_loss) / plain     = {med['capture_shared'] / med['plain']:.2f}   (aim <= 1.0)")
+    print(f"    floor: full-batch gradient / plain = {med['full_gradient'] / med['plain']:.2f}")
+    print(f"    bare K-gradient loop / plain       = {med['bare_loop'] / med['plain']:.2f}   (the recorder's own share: "
+          f"capture / bare loop = {med['capture'] / med['bare_loop']:.2f})")
+    return med
+
+
+def whole_run_ratio(args, problem, tmp: Path) -> None:
+    """(b) and (c): two identical runs, plain and recorded, advanced one step each in turn.
+
+    Alternating single steps (not long blocks) makes the load of a shared machine fall on both alike.
+    """
+    plain_model, plain_opt = make_run(args.device)
+    model, optimizer = make_run(args.device)
+    rec = Recorder(tmp / "run.zarr", model, optimizer, problem.residual_loss, problem.n_batches,
+                   schedule=every(100), shared_loss=problem.ic_loss)
+    t_plain = t_rec = 0.0
+    step_calls: list[float] = []
+    for step in range(args.steps):
+        t_plain += _timed(args.device, lambda: plain_step(plain_model, plain_opt, problem))
+        _sync(args.device)
+        t0 = time.perf_counter()
+        loss = plain_step(model, optimizer, problem)
+        c0 = time.perf_counter()
+        rec.step(step, loss=loss)
+        if step % 100:
+            step_calls.append(time.perf_counter() - c0)
+        if step == args.steps - 1:
+            rec.close()
+        _sync(args.device)
+        t_rec += time.perf_counter() - t0
+    identical = all(torch.equal(a, b) for a, b in zip(plain_model.parameters(), model.parameters()))
+    print(f"(b) {args.steps} steps, schedule=every(100), shared_loss: plain {t_plain:.1f} s, recorded {t_rec:.1f} s "
+          f"(incl. close), ratio {t_rec / t_plain:.3f}   (target <= 1.03); final weights bitwise identical: {identical}")
+    mean_call, mean_plain = statistics.fmean(step_calls), t_plain / args.steps
+    print(f"(c) rec.step on a non-capture step: {mean_call * 1e6:.1f} us = {100 * mean_call / mean_plain:.4f} % "
+          f"of a plain step ({mean_plain:.3f} s)   (target < 1 %)")
+
+
+def peak_extra_memory(args, problem, tmp: Path) -> None:
+    """(d): live tensor bytes at the peak of a capture, above those of one batch gradient alone."""
+    model, optimizer = make_run(args.device)
+    params = list(model.parameters())
+    plain_step(model, optimizer, problem)
+    n_params, k = sum(p.numel() for p in params), problem.n_batches
+    device_type = torch.device(args.device).type
+
+    def census(fn) -> tuple[int, int]:
+        if device_type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        mode = TensorCensus(device_type)
+        with mode:
+            fn()
+        cuda_peak = 0
+        if device_type == "cuda":
+            torch.cuda.synchronize()
+            cuda_peak = torch.cuda.max_memory_allocated() - base
+        return mode.peak, cuda_peak
+
+    one_batch = census(lambda: torch.autograd.grad(problem.batch_loss(model, 0), params))
+    train = census(lambda: plain_step(model, optimizer, problem))
+    rec = Recorder(tmp / "m1.zarr", model, optimizer, problem.batch_loss, k, schedule=every(1))
+    grads = census(lambda: (rec.step(0), rec.flush()))
+    rec.close()
+    rec = Recorder(tmp / "m2.zarr", model, optimizer, problem.batch_loss, k, schedule=every(1), raw_schedule=every(1))
+    raw = census(lambda: (rec.step(0), rec.step(1), rec.flush()))
+    rec.close()
+    mib = 2**20
+    print(f"(d) P = {n_params}, K = {k}. Peak live tensor bytes: one batch gradient {one_batch[0] / mib:.1f} MiB, "
+          f"plain training step {train[0] / mib:.1f} MiB")
+    for label, peak, target in (("no raw snapshots", grads, 4 * n_params * 4),
+                                ("raw snapshots, two in a row", raw, 2 * k * n_params * 4)):
+        extra = peak[0] - one_batch[0]
+        line = (f"    {label}: capture peak {peak[0] / mib:.2f} MiB, extra {extra:,} B = {extra / target:.3f} x target "
+                f"({target:,} B); above the training step's own peak: {max(0, peak[0] - train[0]) / mib:.2f} MiB")
+        if device_type == "cuda":
+            line += f"; CUDA allocator: extra {(peak[1] - one_batch[1]) / mib:.2f} MiB"
+        print(line)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=3000, help="steps of the whole-run comparison (b)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats of (a)")
+    parser.add_argument("--quick", action="store_true", help="200 steps and 3 repeats")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,d")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.repeats = 200, 3
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
+    print(f"recorder_overhead: torch {torch.__version__}, {device_name}; {' '.join(sys.argv[1:]) or '(defaults)'}")
+    problem = AllenCahnProblem(args.device)
+    skip = set(args.skip.split(","))
+    with tempfile.TemporaryDirectory() as tmp:
+        if "a" not in skip:
+            capture_ratio(args, problem, Path(tmp))
+        if "b" not in skip:
+            whole_run_ratio(args, problem, Path(tmp))
+        if "d" not in skip:
+            peak_extra_memory(args, problem, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Record a multi-process (``torch.distributed``, DDP) run into one store: every rank's batches are the K.
+
+    rec = DistributedRecorder("runs/ddp.zarr", ddp_model, optimizer, batch_loss, n_batches=2)
+    for step in range(n_steps):
+        ...; loss.backward(); optimizer.step()
+        rec.step(step, loss=loss)                  # on every rank, with the same steps
+    rec.close()
+
+With W processes each holding K_local fixed batches of its own data, the run's K = W x K_local batches
+are rank 0's batches, then rank 1's, ... (batch ``b`` is batch ``b % K_local`` of rank ``b // K_local``).
+On a scheduled step each rank streams its K_local batch gradients through Welford's update in float64
+(mean, M2 per parameter), then two ``all_reduce`` sums merge the ranks exactly (Chan et al.'s pairwise
+formula, for W parts at once):
+
+    mean = sum_r K_r mean_r / K        M2 = sum_r (M2_r + K_r (mean_r - mean)^2)
+
+so communication is 2 x P float64 per capture whatever K is, and rank 0 writes the same reductions a
+single process would compute over the union of the batches. Raw snapshots (``raw_schedule``) gather the
+K_local x P float32 rows to rank 0. Only rank 0 writes (scalars, residuals and activations are rank 0's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from pinnlog.analyzer.errors import RecorderError
+from pinnlog.recorder import capture
+from pinnlog.recorder.recorder import Recorder
+from pinnlog.recorder.schedules import Schedule, as_schedule, every
+
+__all__ = ["DistributedRecorder", "merge_moments"]
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module inside DDP: its gradients are this rank's own, not the average DDP's hooks make."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _flat_gradient(loss, params, where: str) -> torch.Tensor:
+    capture.check_loss(loss, where)
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return torch.cat([g.reshape(-1) if g is not None else torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
+                      for g, p in zip(grads, params)])
+
+
+def local_moments(model, layout: capture.Layout, batch_loss, n_batches: int, shared_loss=None, keep_raw: bool = False):
+    """This rank's ``(mean, M2, raw)``: Welford over its ``n_batches`` batch gradients, float64 on the device.
+
+    ``shared_loss``'s gradient shifts every batch gradient alike: it is added to the mean (and to the
+    raw rows), leaving M2 unchanged.
+    """
+    params = layout.params
+    mean = torch.zeros(layout.n_params, dtype=torch.float64, device=params[0].device)
+    m2 = torch.zeros_like(mean)
+    raw = torch.empty((n_batches, layout.n_params), dtype=torch.float32, device=mean.device) if keep_raw else None
+    for b in range(n_batches):
+        g = _flat_gradient(batch_loss(model, b), params, f"batch_loss(model, {b})")
+        if raw is not None:
+            raw[b] = g
+        delta = g.to(torch.float64) - mean
+        mean.add_(delta, alpha=1.0 / (b + 1))
+        m2.addcmul_(delta, delta, value=b / (b + 1))
+    if shared_loss is not None:
+        shared = _flat_gradient(shared_loss(model), params, "shared_loss(model)")
+        mean.add_(shared.to(torch.float64))
+        if raw is not None:
+            raw.add_(shared)
+    return mean, m2, raw
+
+
+def merge_moments(mean: torch.Tensor, m2: torch.Tensor, count: int, group=None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Merge every rank's Welford ``(mean, M2, count)`` exactly: the moments of the union of their samples.
+
+    Two ``all_reduce`` sums (Chan et al. 1979, for W parts at once); every rank gets the result.
+    """
+    total = torch.tensor([float(count)], dtype=torch.float64, device=mean.device)
+    dist.all_reduce(total, group=group)
+    total = int(total.item())
+    merged = mean * (count / total)
+    dist.all_reduce(merged, group=group)
+    spread = m2 + count * (mean - merged) ** 2
+    dist.all_reduce(spread, group=group)
+    return merged, spread, total
+
+
+class _GatheringRecorder(Recorder):
+    """Rank 0's recorder: its captures merge every rank's batches (``DistributedRecorder``)."""
+
+    def __init__(self, *args, exchange: Callable[[bool], capture.GradientCapture], distributed_attrs: dict, **kwargs):
+        self._exchange = exchange
+        super().__init__(*args, **kwargs)
+        self._writer.submit(lambda store: store.set_attrs(distributed=distributed_attrs))
+
+    def _capture_batch_gradients(self, raw: bool) -> capture.GradientCapture:
+        return self._exchange(raw)
+
+
+class DistributedRecorder:
+    """Record a ``torch.distributed`` run: each rank's fixed batches are part of the K; rank 0 writes.
+
+    Create it on every rank after ``torch.distributed.init_process_group`` and call ``step`` on every
+    rank with the same steps (the captures are collective operations).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The store rank 0 writes (directory or fsspec URL); other ranks ignore it.
+    model : torch.nn.Module
+        The model, DDP-wrapped or not; ``batch_loss`` gets the module inside DDP, whose gradients are
+        this rank's own (DDP's hooks would average them over ranks).
+    optimizer : torch.optim.Optimizer
+        Read on rank 0 only (Adam moments are the same on every rank under DDP).
+    batch_loss : callable
+        ``batch_loss(model, b)`` for ``b`` in ``range(n_batches)``: the loss of this rank's batch ``b``.
+    n_batches : int
+        K_local, the fixed batches per rank (default 1: each rank's whole shard is one batch). Every
+        rank must pass the same; the store's ``n_batches`` is ``world_size * n_batches`` >= 2.
+    shared_loss : callable, optional
+        A batch-independent term added to each of this rank's batch losses (as ``Recorder``).
+    schedule, raw_schedule, **options
+        As :class:`pinnlog.recorder.Recorder` (``residuals``, ``probe`` ... are recorded on rank 0).
+    """
+
+    def __init__(self, path, model: nn.Module, optimizer, batch_loss: Callable, n_batches: int = 1, *,
+                 schedule: Schedule | int | Iterable[int] | None = every(100),
+                 raw_schedule: Schedule | int | Iterable[int] | None = None, shared_loss: Callable | None = None,
+                 **options: Any):
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RecorderError("DistributedRecorder needs torch.distributed: call torch.distributed.init_process_group "
+                                "first, or use Recorder in a single process")
+        if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1:
+            raise RecorderError(f"n_batches={n_batches!r}: pass the number of fixed batches of each rank (>= 1)")
+        self.model = _unwrap(model)
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self._batch_loss, self._shared_loss, self._n_local = batch_loss, shared_loss, n_batches
+        self._layout = capture.build_layout(self.model)
+        self._check_ranks_agree()
+        self._schedule, self._raw_schedule = as_schedule(schedule), as_schedule(raw_schedule)
+        self._closed = self._exchanged = False
+        self._recorder: Recorder | None = None
+        if self.rank == 0:
+            attrs = {"backend": str(dist.get_backend()), "world_size": self.world_size, "batches_per_rank": n_batches,
+                     "batch_order": "rank-major: batch b is batch b % batches_per_rank of rank b // batches_per_rank"}
+            self._recorder = _GatheringRecorder(
+                path, self.model, optimizer, batch_loss, self.world_size * n_batches, schedule=schedule,
+                raw_schedule=raw_schedule, shared_loss=shared_loss, exchange=self._exchange,
+                distributed_attrs=attrs, **options)
+
+    def _check_ranks_agree(self) -> None:
+        """Refuse, on every rank alike, ranks whose K_local or parameter count differ (no hang later)."""
+        device = self._layout.params[0].device if dist.get_backend() == "nccl" else "cpu"  # NCCL: device tensors only
+        mine = torch.tensor([self._n_local, self._layout.n_params], dtype=torch.int64, device=device)
+        everyone = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+        dist.all_gather(everyone, mine)
+        if any(not torch.equal(other, everyone[0]) for other in everyone):
+            seen = [tuple(t.tolist()) for t in everyone]
+            raise RecorderError(f"ranks disagree on (n_batches, parameters): {seen}; pass the same n_batches and model "
+                                "on every rank")
+
+    def _exchange(self, raw: bool) -> capture.GradientCapture | None:
+        """This rank's part of one capture; on rank 0, the merged reductions (and gathered raw rows)."""
+        self._exchanged = True
+        mean, m2, rows = local_moments(self.model, self._layout, self._batch_loss, self._n_local, self._shared_loss,
+                                       keep_raw=raw)
+        mean, m2, total = merge_moments(mean, m2, self._n_local)
+        gathered = None
+        if raw:
+            parts = [torch.empty_like(rows) for _ in range(self.world_size)] if self.rank == 0 else None
+            dist.gather(rows, parts, dst=0)
+            gathered = torch.cat(parts) if self.rank == 0 else None
+        if self.rank != 0:
+            return None
+        spans = self._layout.spans
+        sum_mu2 = torch.stack([torch.dot(mean[o : o + c], mean[o : o + c]) for o, c in spans])
+        sum_sigma2 = torch.stack([m2[o : o + c].sum() for o, c in spans]) / total
+        return capture.GradientCapture(sum_mu2, sum_sigma2, raw=gathered)
+
+    def step(self, step: int, **scalars) -> None:
+        """Call on every rank after ``optimizer.step()``; rank 0 records ``scalars`` (its own values)."""
+        if self._closed:
+            raise RecorderError("rec.step() after the recorder was closed; create a new DistributedRecorder for a new run")
+        raw = bool(self._raw_schedule(step))
+        self._exchanged = False
+        if self._recorder is not None:
+            self._recorder.step(step, **scalars)
+        if (raw or self._schedule(step)) and not self._exchanged:
+            # Other ranks, and rank 0 when its recorder skipped the capture (on_error="warn" after a writer
+            # failure): every rank must still take part, or the others would wait in all_reduce forever.
+            with capture.frozen_training_state(self.model):
+                self._exchange(raw)
+
+    def flush(self) -> None:
+        if self._recorder is not None:
+            self._recorder.flush()
+
+    def close(self, status: str = "complete") -> None:
+        """Close rank 0's store with ``status``; then every rank waits for it (a barrier)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._recorder is not None:
+                self._recorder.close(status)
+        finally:
+            dist.barrier()
+
+    def __enter__(self) -> DistributedRecorder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close("complete")
+        elif self._recorder is not None:
+            self._closed = True  # no barrier: the other ranks may never get here
+            self._recorder.__exit__(exc_type, exc, tb)

@@ -1,0 +1,390 @@
+"""``Recorder``: the one object a training loop talks to.
+
+    with Recorder("run.zarr", model, optimizer, batch_loss, n_batches=100) as rec:
+        for step in range(n_steps):
+            ...; loss.backward(); optimizer.step()
+            rec.step(step, loss=loss, test_error=err)
+
+``rec.step`` buffers one row of scalars (no device sync) and, on the steps its schedules pick, captures
+the K batch gradients at the current weights (``capture.py``). Everything is written by a background
+thread (``writer.py``) through the commit protocol of ``store.py``. docs/recording.md is the user guide.
+"""
+
+from __future__ import annotations
+
+import atexit
+import operator
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pinnlog.analyzer import __version__
+from pinnlog.analyzer.errors import RecorderError, WriterError
+from pinnlog.analyzer.format import activation_dim
+from pinnlog.recorder import capture
+from pinnlog.recorder.schedules import Schedule, as_schedule, every
+from pinnlog.recorder.store import RunStore
+from pinnlog.recorder.writer import Writer, append_job, bundle_job, gradient_stats_job, scalars_job, to_host
+
+__all__ = ["Recorder"]
+
+#: Scalar rows are handed to the writer every this many rows, this many seconds, and at each capture.
+ROWS_PER_HANDOVER = 512
+SECONDS_PER_HANDOVER = 1.0
+
+_RESERVED_SCALARS = frozenset({"step", "wall_time"})
+_open_recorders: weakref.WeakSet = weakref.WeakSet()
+
+
+def _close_forgotten_recorders() -> None:
+    for rec in list(_open_recorders):
+        warnings.warn(f"pinnlog: {rec.path} was not closed; closing it at exit with status 'interrupted'", RuntimeWarning)
+        rec._close("interrupted", raise_errors=False)
+
+
+# threading's exit hooks run before concurrent.futures shuts its executors down (zarr writes through
+# them); a plain atexit hook would be too late to write anything.
+getattr(threading, "_register_atexit", atexit.register)(_close_forgotten_recorders)
+
+
+def _describe_optimizer(optimizer) -> dict:
+    groups = getattr(optimizer, "param_groups", None) or [{}]
+    hyper = {}
+    for key, value in groups[0].items():
+        if key == "params":
+            continue
+        if isinstance(value, torch.Tensor):
+            value = value.item() if value.numel() == 1 else value.tolist()
+        hyper[key] = value
+    return {"name": type(optimizer).__name__, "hyperparameters": hyper}
+
+
+class Recorder:
+    """Record the batch-gradient statistics of a training run into a Zarr v3 store (docs/format.md).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Where the run goes: a ``*.zarr`` directory or an fsspec URL.
+    model : torch.nn.Module
+        The model being trained.
+    optimizer : torch.optim.Optimizer
+        Its optimizer; read only (Adam/AdamW moments give ``sum_m_hat2`` and ``sum_adam_denom2``).
+    batch_loss : callable
+        ``batch_loss(model, b) -> scalar tensor``: the loss of fixed batch ``b`` in ``range(n_batches)``,
+        weighted as training weighs it; it may use ``torch.autograd.grad(..., create_graph=True)``.
+    n_batches : int
+        K >= 2, the number of fixed batches.
+    schedule : Schedule, int, list of int or None
+        Steps whose K batch gradients are captured and reduced (default ``every(100)``).
+    raw_schedule : Schedule, int, list of int or None
+        Steps whose raw arrays (K x P batch gradients, weights, Adam moments) are stored too.
+    residuals : callable, optional
+        ``residuals(model) -> residual`` or ``(residual, rba_weight)``, per sample.
+    probe : tensor, tuple or dict, optional
+        Input whose activations are stored per layer (``model(probe)``).
+    layers : list of str, optional
+        Module names whose outputs are recorded on ``probe``; default: every hidden layer of an MLP.
+    config : dict, optional
+        Anything JSON-like that describes the run; stored as the ``config`` attribute.
+    overwrite : bool
+        Replace an existing store at ``path``.
+    shared_loss : callable, optional
+        ``shared_loss(model) -> scalar tensor``: a loss term that is the same in every batch (the paper's
+        boundary/initial loss). Its gradient is computed once per capture and added to every batch
+        gradient; ``batch_loss`` then returns the batch-dependent part only.
+    residual_schedule, probe_schedule : optional
+        When to record residuals / activations (default: ``raw_schedule``).
+    on_error : {"raise", "warn"}
+        What a writer failure does: raise ``WriterError`` at the next ``step``/``close`` (default), or
+        warn once and let training continue unrecorded.
+    """
+
+    def __init__(
+        self,
+        path,
+        model: nn.Module,
+        optimizer,
+        batch_loss: Callable,
+        n_batches: int,
+        schedule: Schedule | int | Iterable[int] | None = every(100),
+        raw_schedule: Schedule | int | Iterable[int] | None = None,
+        residuals: Callable | None = None,
+        probe: Any = None,
+        layers: list[str] | None = None,
+        config: Mapping | None = None,
+        overwrite: bool = False,
+        shared_loss: Callable | None = None,
+        residual_schedule: Schedule | int | Iterable[int] | None = None,
+        probe_schedule: Schedule | int | Iterable[int] | None = None,
+        on_error: str = "raise",
+    ):
+        if not isinstance(model, nn.Module):
+            raise RecorderError(f"model must be a torch.nn.Module, got {type(model).__name__}; pass the model being trained")
+        for name, fn in (("batch_loss", batch_loss), ("shared_loss", shared_loss), ("residuals", residuals)):
+            if fn is not None and not callable(fn):
+                raise RecorderError(f"{name} must be a function, got {type(fn).__name__}; pass e.g. {name}=lambda model, ...: ...")
+        if isinstance(n_batches, bool) or not isinstance(n_batches, (int, np.integer)) or n_batches < 2:
+            raise RecorderError(
+                f"n_batches={n_batches!r}: the spread of batch gradients needs K >= 2 fixed batches; split the data into n_batches >= 2"
+            )
+        if on_error not in ("raise", "warn"):
+            raise RecorderError(f"on_error={on_error!r}; use 'raise' or 'warn'")
+        if layers is not None and probe is None:
+            raise RecorderError("layers= names the modules recorded on the probe input; pass probe= too")
+        self.path = path
+        self.model, self.optimizer = model, optimizer
+        self._batch_loss, self._shared_loss, self._residuals = batch_loss, shared_loss, residuals
+        self._n_batches, self._on_error = int(n_batches), on_error
+        self._layout = capture.build_layout(model)
+        device = self._layout.params[0].device
+        self._schedule, self._raw_schedule = as_schedule(schedule), as_schedule(raw_schedule)
+        self._residual_schedule = as_schedule(raw_schedule if residual_schedule is None else residual_schedule)
+        self._probe_schedule = as_schedule(raw_schedule if probe_schedule is None else probe_schedule)
+        self._sites = capture.activation_sites(model, self._layout, layers) if probe is not None else []
+        self._probe = _to_device(probe, device)
+        self._adam = capture.is_adam(optimizer)
+        for given, when, option in ((residuals, residual_schedule, "residual"), (probe, probe_schedule, "probe")):
+            if given is not None and when is None and raw_schedule is None:
+                warnings.warn(f"{option}s are recorded on {option}_schedule= or raw_schedule=, and neither is set", RuntimeWarning, stacklevel=2)
+
+        attrs: dict[str, Any] = {
+            "pinnlog_version": __version__,
+            "torch_version": torch.__version__,
+            "device": str(device),
+            "model": repr(model)[:4000],
+            "optimizer": _describe_optimizer(optimizer),
+            "n_batches": self._n_batches,
+            "schedule": repr(self._schedule),
+            "raw_schedule": repr(self._raw_schedule),
+            "shared_loss": shared_loss is not None,
+            "config": dict(config or {}),
+            "layout": list(self._layout.tensors),
+            "layers": list(self._layout.layers),
+            "activation_layers": [site.name for site in self._sites],
+        }
+        if residuals is not None:
+            attrs["residual_schedule"] = repr(self._residual_schedule)
+        if probe is not None:
+            attrs["probe_schedule"] = repr(self._probe_schedule)
+        store = RunStore(path, attrs, overwrite=overwrite)
+        if schedule is not None or raw_schedule is not None:
+            tensors = self._layout.tensors
+            store.set_static("gradient_stats", {
+                "numel": np.array([t["numel"] for t in tensors], dtype=np.int64),
+                "layer": np.array([t["layer"] for t in tensors], dtype=np.int32),
+                "is_bias": np.array([t["is_bias"] for t in tensors], dtype=bool),
+            })
+        self._writer = Writer(store)
+        self._t0 = self._last_handover = time.perf_counter()
+        self._rows: list[tuple[int, float, dict]] = []
+        self._scalar_names: set[str] = set()
+        self._last_step: int | None = None
+        self._n_residuals: int | None = None
+        self._closed = self._disabled = self._reported = self._warned_nonfinite = False
+        _open_recorders.add(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "recording"
+        return f"Recorder({str(self.path)!r}, n_batches={self._n_batches}, schedule={self._schedule!r}, {state})"
+
+    # -- the training-loop API -------------------------------------------------------------------
+
+    def step(self, step: int, **scalars) -> None:
+        """Record the scalars of ``step`` and, if a schedule picks it, capture at the current weights.
+
+        Call it once per optimizer step, after ``optimizer.step()``, with increasing ``step``.
+        Scalars are numbers or one-element tensors (kept without a device sync).
+        """
+        if self._closed:
+            raise RecorderError("rec.step() after the recorder was closed; create a new Recorder for a new run")
+        self._report_writer()
+        if self._disabled:
+            return
+        try:
+            step = operator.index(step)
+        except TypeError:
+            raise RecorderError(f"step must be an integer, got {type(step).__name__}; pass the optimizer step count") from None
+        if self._last_step is not None and step <= self._last_step:
+            raise RecorderError(
+                f"step {step} does not come after step {self._last_step}; call rec.step once per optimizer step with increasing steps"
+            )
+        values = {name: self._scalar(name, value) for name, value in scalars.items()}
+        self._last_step = step
+        now = time.perf_counter()
+        self._rows.append((step, now - self._t0, values))
+        grads = self._schedule(step) or self._raw_schedule(step)
+        residuals = self._residuals is not None and self._residual_schedule(step)
+        activations = self._probe is not None and self._probe_schedule(step)
+        if grads or residuals or activations:
+            self._hand_over_rows(now)
+            with capture.frozen_training_state(self.model):
+                if grads:
+                    self._capture_gradients(step, raw=self._raw_schedule(step))
+                if residuals:
+                    self._capture_residuals(step)
+                if activations:
+                    self._capture_activations(step)
+        elif len(self._rows) >= ROWS_PER_HANDOVER or now - self._last_handover > SECONDS_PER_HANDOVER:
+            self._hand_over_rows(now)
+
+    def flush(self) -> None:
+        """Hand over buffered rows and wait until everything recorded so far is committed to the store."""
+        if not self._closed and not self._disabled:
+            self._hand_over_rows(time.perf_counter())
+            self._writer.flush()
+        self._report_writer()
+
+    def close(self, status: str = "complete") -> None:
+        """Write what is buffered, wait for the writer, trim the store and set its ``status``.
+
+        ``status`` is ``"complete"`` or ``"interrupted"``. Leaving a ``with`` block by an exception
+        closes with ``"interrupted"``. Closing twice does nothing.
+        """
+        self._close(status, raise_errors=True)
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._close("interrupted" if exc_type is not None else "complete", raise_errors=exc_type is None)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _close(self, status: str, raise_errors: bool) -> None:
+        if status not in ("complete", "interrupted"):
+            raise RecorderError(f"close(status={status!r}); use 'complete' or 'interrupted'")
+        if self._closed:
+            return
+        self._closed = True
+        _open_recorders.discard(self)
+        if not self._disabled and self._rows:
+            self._hand_over_rows(time.perf_counter())
+        self._writer.close(status)
+        if raise_errors:
+            self._report_writer()
+        elif self._writer.error is not None and not self._reported:
+            self._reported = True
+            warnings.warn(f"pinnlog: writing {self.path} failed as well: {self._writer.error}", RuntimeWarning, stacklevel=3)
+
+    def _report_writer(self) -> None:
+        """Surface what the writer thread found: a failure (once) and non-finite gradients (once)."""
+        writer = self._writer
+        if writer.nonfinite_step is not None and not self._warned_nonfinite:
+            self._warned_nonfinite = True
+            warnings.warn(
+                f"pinnlog: non-finite batch gradients (NaN or Inf) at step {writer.nonfinite_step}; they are stored as they are",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        if writer.error is None or self._reported:
+            return
+        self._reported = True
+        self._disabled = True
+        message = (
+            f"writing {self.path} failed: {type(writer.error).__name__}: {writer.error}; the steps committed before it are in the store. "
+            "Fix the cause (disk space, permissions) and restart, or pass on_error='warn' to keep training unrecorded"
+        )
+        if self._on_error == "warn":
+            warnings.warn(f"pinnlog: {message}; training continues unrecorded", RuntimeWarning, stacklevel=3)
+            return
+        raise WriterError(message) from writer.error
+
+    def _scalar(self, name: str, value):
+        if name not in self._scalar_names:
+            if name in _RESERVED_SCALARS or "/" in name or name.startswith("__"):
+                raise RecorderError(f"rec.step(..., {name}=...): {name!r} is reserved or not a valid variable name; rename it")
+            self._scalar_names.add(name)
+        if isinstance(value, torch.Tensor):
+            if value.numel() != 1:
+                raise RecorderError(f"rec.step(..., {name}=...) got a tensor of shape {tuple(value.shape)}; pass one number per keyword")
+            if value.device.type == "cpu":
+                return value.item()
+            return value.detach().reshape(())  # read by the writer thread: no device sync, no kernel launch here
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise RecorderError(f"rec.step(..., {name}=...) got {type(value).__name__}; pass a number or a one-element tensor") from None
+
+    def _hand_over_rows(self, now: float) -> None:
+        self._last_handover = now
+        if not self._rows:
+            return
+        rows, self._rows = self._rows, []
+        self._writer.submit(scalars_job(rows))
+
+    def _capture_batch_gradients(self, raw: bool) -> capture.GradientCapture:
+        """The K batch gradients at the current weights, reduced per tensor (``recorder/distributed.py``
+        overrides this to merge the batches of every process)."""
+        return capture.capture_gradients(self.model, self._layout, self._batch_loss, self._n_batches, self._shared_loss,
+                                         keep_raw=raw)
+
+    def _capture_gradients(self, step: int, raw: bool) -> None:
+        layout = self._layout
+        if raw:
+            self._writer.acquire_raw()
+        submitted = False
+        try:
+            result = self._capture_batch_gradients(raw)
+            names = ["sum_mu2", "sum_sigma2", "sum_rms2", "sum_w2"]
+            columns = [result.sum_mu2, result.sum_sigma2, result.sum_mu2 + result.sum_sigma2, capture.sum_w2(layout)]
+            if self._adam:
+                names += ["sum_m_hat2", "sum_adam_denom2"]
+                columns += list(capture.adam_reductions(layout, self.optimizer))
+            self._writer.submit(gradient_stats_job(self._writer, step, names, to_host(torch.stack(columns))))
+            if raw:
+                bundle = {"batch_gradients": {"step": [step], "batch_gradients": to_host(result.raw[None])}}
+                bundle["weights"] = {"step": [step], "weights": to_host(capture.flat_weights(layout)[None])}
+                if self._adam:
+                    exp_avg, exp_avg_sq, t = capture.flat_adam_state(layout, self.optimizer)
+                    bundle["optimizer_state"] = {
+                        "step": [step],
+                        "optimizer_step": [t],
+                        "exp_avg": to_host(exp_avg[None]),
+                        "exp_avg_sq": to_host(exp_avg_sq[None]),
+                    }
+                del result
+                self._writer.submit(bundle_job(bundle), releases_raw=True)
+                submitted = True
+        finally:
+            if raw and not submitted:
+                self._writer.release_raw()
+
+    def _capture_residuals(self, step: int) -> None:
+        residual, weight = capture.record_residuals(self.model, self._residuals)
+        if self._n_residuals is None:
+            self._n_residuals = residual.numel()
+        elif residual.numel() != self._n_residuals:
+            raise RecorderError(
+                f"residuals(model) returned {residual.numel()} samples at step {step} but {self._n_residuals} before; "
+                "evaluate it on the same fixed samples every time"
+            )
+        rows = {"step": [step], "residual": to_host(residual[None])}
+        if weight is not None:
+            rows["rba_weight"] = to_host(weight[None])
+        self._writer.submit(append_job("residuals", rows))
+
+    def _capture_activations(self, step: int) -> None:
+        values = capture.record_activations(self.model, self._probe, self._sites)
+        rows = {"step": [step], **{name: to_host(v[None]) for name, v in values.items()}}
+        dims = {name: ("acapture", "probe", activation_dim(name)) for name in values}
+        self._writer.submit(append_job("activations", rows, dims))
+
+
+def _to_device(probe, device):
+    if probe is None:
+        return None
+    if isinstance(probe, torch.Tensor):
+        return probe.to(device)
+    if isinstance(probe, dict):
+        return {k: _to_device(v, device) for k, v in probe.items()}
+    if isinstance(probe, (tuple, list)):
+        return type(probe)(_to_device(v, device) for v in probe)
+    return probe

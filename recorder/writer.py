@@ -1,0 +1,196 @@
+"""The background writer: a daemon thread drains a bounded queue of jobs into a ``RunStore``.
+
+The training thread only enqueues; the writer converts to numpy, compresses and commits (``store.py``).
+A full queue blocks the training thread (and says so once): data is never dropped. A failing job does
+not kill the thread; it records the error, which the recorder re-raises at its next call, and the
+thread keeps draining (discarding) so that nobody ever blocks on a dead writer.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from pinnlog.recorder.store import RunStore
+
+__all__ = ["HostArray", "to_host", "Writer", "QUEUE_SIZE", "append_job", "scalars_job", "gradient_stats_job", "bundle_job"]
+
+#: Jobs waiting for the writer before ``submit`` blocks the training thread.
+QUEUE_SIZE = 64
+
+_STOP = object()
+
+
+class HostArray:
+    """A tensor on its way to host memory; ``numpy()`` (in the writer) waits for the copy to land."""
+
+    __slots__ = ("tensor", "event")
+
+    def __init__(self, tensor: torch.Tensor, event=None):
+        self.tensor, self.event = tensor, event
+
+    def numpy(self) -> np.ndarray:
+        if self.event is not None:
+            self.event.synchronize()
+        return self.tensor.numpy()
+
+
+def to_host(tensor: torch.Tensor) -> HostArray:
+    """Start moving a tensor the caller no longer modifies to host memory, without waiting for it.
+
+    On CUDA: a pinned buffer, a ``non_blocking`` copy and an event the writer waits on. On CPU the
+    tensor already is host memory (CPU-only torch refuses pinned memory).
+    """
+    tensor = tensor.detach()
+    if tensor.device.type != "cuda":
+        return HostArray(tensor)
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+    host.copy_(tensor, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    return HostArray(host, event)
+
+
+def as_numpy(value) -> np.ndarray:
+    """Numpy view of what the training thread handed over (``HostArray``, CPU tensor, list, array)."""
+    if isinstance(value, HostArray):
+        return value.numpy()
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class Writer:
+    """One daemon thread that runs ``job(store)`` for each submitted job, in order.
+
+    Parameters
+    ----------
+    store : RunStore
+        The store the jobs write to; only this thread touches it until ``close``.
+    """
+
+    def __init__(self, store: RunStore):
+        self.store = store
+        self.error: BaseException | None = None
+        self.nonfinite_step: int | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
+        # At most one raw K x P bundle exists at a time: the recorder takes the slot before filling a
+        # buffer and the writer gives it back once the bundle is on disk (docs/performance.md, memory).
+        self._raw_slot = threading.Semaphore(1)
+        self._warned_full = False
+        self._thread = threading.Thread(target=self._run, name="pinnlog-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job, releases_raw = self._queue.get()
+            try:
+                if job is _STOP:
+                    return
+                if self.error is None:
+                    job(self.store)
+            except BaseException as exc:  # noqa: BLE001 - reported to the training thread, never lost
+                self.error = exc
+            finally:
+                job = None  # drop the rows (maybe a raw K x P buffer) before its slot is given back
+                if releases_raw:
+                    self._raw_slot.release()
+                self._queue.task_done()
+
+    def submit(self, job: Callable[[RunStore], None], releases_raw: bool = False) -> None:
+        """Queue ``job``; if the queue is full, wait for the writer (warning once), never drop."""
+        item = (job, releases_raw)
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            if not self._warned_full:
+                self._warned_full = True
+                warnings.warn(
+                    "pinnlog: the writer thread is behind the training loop; training waits for it (no data is dropped). "
+                    "Capture less often or record raw arrays on a sparser raw_schedule.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            self._queue.put(item)
+
+    def acquire_raw(self) -> None:
+        """Wait until no raw bundle is pending in the writer."""
+        self._raw_slot.acquire()
+
+    def release_raw(self) -> None:
+        self._raw_slot.release()
+
+    def flush(self) -> None:
+        """Wait until every job submitted so far has been written (or failed)."""
+        self._queue.join()
+
+    def close(self, status: str) -> None:
+        """Finish the queued jobs, then trim and consolidate the store with ``status``."""
+        self._queue.put((_STOP, False))
+        self._thread.join()
+        try:
+            self.store.close(status if self.error is None else "interrupted")
+        except Exception as exc:  # noqa: BLE001 - a store that cannot be closed still reads as its committed prefix
+            if self.error is None:
+                self.error = exc
+
+
+# -- jobs: what the training thread hands over, turned into numpy and appended on the writer thread ----
+
+
+def append_job(group: str, rows: dict, dims: dict | None = None) -> Callable[[RunStore], None]:
+    """Append one set of rows to ``group``."""
+
+    def job(store: RunStore) -> None:
+        store.append(group, {name: as_numpy(value) for name, value in rows.items()}, dims)
+
+    return job
+
+
+def scalars_job(rows: list[tuple[int, float, dict]]):
+    """Buffered ``(step, wall_time, {name: value})`` rows as columns; missing values become NaN."""
+
+    def job(store: RunStore) -> None:
+        names: dict[str, None] = {}
+        for _, _, values in rows:
+            names.update(dict.fromkeys(values))
+        columns = {"step": np.array([r[0] for r in rows], dtype=np.int64), "wall_time": np.array([r[1] for r in rows])}
+        for name in names:
+            column = [values.get(name, math.nan) for _, _, values in rows]
+            on_device = [i for i, v in enumerate(column) if isinstance(v, torch.Tensor)]
+            if on_device:  # one transfer for the whole column, on this thread
+                host = torch.stack([column[i] for i in on_device]).to(torch.float64).cpu().tolist()
+                for i, v in zip(on_device, host):
+                    column[i] = v
+            columns[name] = np.asarray(column, dtype=np.float64)
+        store.append("scalars", columns)
+
+    return job
+
+
+def gradient_stats_job(writer: Writer, step: int, names: list[str], stats):
+    """One capture's reductions, ``stats`` of shape (len(names), n_tensors); flags non-finite gradients."""
+
+    def job(store: RunStore) -> None:
+        values = as_numpy(stats)
+        if writer.nonfinite_step is None and not np.isfinite(values[:3]).all():
+            writer.nonfinite_step = step
+        store.append("gradient_stats", {"step": np.array([step]), **{n: values[i][None] for i, n in enumerate(names)}})
+
+    return job
+
+
+def bundle_job(bundle: dict):
+    """A raw step's groups (batch_gradients, weights, optimizer_state), written as one job."""
+
+    def job(store: RunStore) -> None:
+        for group, rows in bundle.items():
+            append_job(group, rows)(store)
+
+    return job

@@ -114,7 +114,10 @@ def _phases(runs: Sequence[RunResult], single: bool) -> Any:
 def _skip(runs: Sequence[RunResult], figure: str, name: str, single: bool) -> Skipped:
     reasons = {r.why_missing(name) for r in runs}
     if single or len(reasons) == 1:
-        return Skipped(figure, runs[0].why_missing(name) if single else f"no run has it: {reasons.pop()}")
+        reason = runs[0].why_missing(name)
+        if not single:  # one reason for all: say it of the runs
+            reason = reason.replace("this run has", "the runs have", 1).replace("this run's", "the runs'", 1)
+        return Skipped(figure, reason)
     return Skipped(figure, "; ".join(f"{r.label}: {r.why_missing(name)}" for r in runs))
 
 

@@ -68,6 +68,7 @@ def draw_figures(runs: Sequence[RunResult], out: Path, progress: Callable[[str, 
     names = list(FIGURES)
     processes = drawing_processes() if processes is None else processes
     done: dict[str, Any] = {}
+    progress("drawing figures", 0, len(names))
     if processes > 1:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(processes, mp_context=context) as pool:

@@ -122,3 +122,25 @@ def test_loss_terms_are_the_loss_prefixed_scalars(tmp_path):
     lazy, missing = build.lazy_metrics(open_run(tmp_path / "terms.zarr"), 1)
     assert sorted(lazy["loss_terms"].data_vars) == ["loss_bc", "loss_pde"]
     assert "gradient_stats" in missing["snr"]
+
+
+def test_figures_drawn_on_two_processes_are_those_drawn_in_one(full_store, tmp_path):
+    from pinnlog.analyzer.phases import detect_phases
+    from pinnlog.analyzer.report.drawing import draw_figures
+
+    run = open_run(full_store)
+    lazy, missing = build.lazy_metrics(run, 3)
+    values, _ = build.compute_all(lazy, None, lambda *args: None, "computing")
+    result = RunResult("run", str(full_store), {}, {}, values, missing, detect_phases(values["snr"]), None,
+                       {0.1: None}, smooth=3)
+    calls = []
+    drawn = {}
+    for processes in (1, 2):
+        (tmp_path / str(processes)).mkdir()
+        drawn[processes] = draw_figures([result], tmp_path / str(processes), lambda *a: calls.append(a),
+                                        processes=processes)
+    (figures_1, pngs_1, skipped_1), (figures_2, pngs_2, skipped_2) = drawn[1], drawn[2]
+    assert figures_1 == figures_2 and skipped_1 == skipped_2 and pngs_1.keys() == pngs_2.keys()
+    for name, png in pngs_1.items():
+        assert png == pngs_2[name] == (tmp_path / "2" / f"{name}.png").read_bytes(), name
+    assert calls[-1] == ("drawing figures", 9, 9)

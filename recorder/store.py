@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.errors import ZarrUserWarning
 
 from pinnlog.analyzer.errors import RecorderError
 from pinnlog.analyzer.format import FORMAT_VERSION, GROUPS, compressors, step_chunk
@@ -240,7 +242,10 @@ class RunStore:
                     arr.resize((n,) + arr.shape[1:])
             self._capacity[name] = n
         self.root.attrs["status"] = status
-        zarr.consolidate_metadata(self._store)
+        with warnings.catch_warnings():
+            # zarr warns that consolidated metadata is not (yet) in the v3 spec; format 1 documents it.
+            warnings.filterwarnings("ignore", category=ZarrUserWarning)
+            zarr.consolidate_metadata(self._store)
 
     def set_attrs(self, **attrs: Any) -> None:
         self.root.attrs.update(_jsonable(attrs))

@@ -20,14 +20,14 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
-    "__version__",
-    "open_run",
-    "PinnlogError",
-    "StoreNotFoundError",
-    "NotAStoreError",
-    "UnknownFormatError",
     "EmptyRunError",
     "MissingGroupError",
+    "NotAStoreError",
+    "PinnlogError",
+    "StoreNotFoundError",
+    "UnknownFormatError",
+    "__version__",
+    "open_run",
 ]
 
 

@@ -28,7 +28,9 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
-RunArg = Annotated[str, typer.Argument(help="Run store: a *.zarr directory or a URL (memory://, s3://, ...).", show_default=False)]
+RunArg = Annotated[
+    str, typer.Argument(help="Run store: a *.zarr directory or a URL (memory://, s3://, ...).", show_default=False)
+]
 
 
 def _version_callback(value: bool) -> None:
@@ -65,7 +67,19 @@ def info(run: RunArg) -> None:
     facts = describe_run(run)
     console.print(f"[bold]{facts['path']}[/bold]", markup=True, highlight=False)
     head = Table.grid(padding=(0, 2))
-    for key in ("pinnlog_format", "status", "created", "pinnlog_version", "torch_version", "device", "model", "optimizer", "n_batches", "schedule", "raw_schedule"):
+    for key in (
+        "pinnlog_format",
+        "status",
+        "created",
+        "pinnlog_version",
+        "torch_version",
+        "device",
+        "model",
+        "optimizer",
+        "n_batches",
+        "schedule",
+        "raw_schedule",
+    ):
         if key in facts["attrs"]:
             head.add_row(key, str(facts["attrs"][key]))
     console.print(head, markup=False)
@@ -83,20 +97,32 @@ def info(run: RunArg) -> None:
 
 SmoothOpt = Annotated[
     int | None,
-    typer.Option("--smooth", min=1, show_default=False,
-                 help="Moving-average window (in captures) of the drawn curves; 1 draws raw values (default: "
-                 "captures/50, from 1 to 60). Phases, tables and summary.json always use raw values."),
+    typer.Option(
+        "--smooth",
+        min=1,
+        show_default=False,
+        help="Moving-average window (in captures) of the drawn curves; 1 draws raw values (default: "
+        "captures/50, from 1 to 60). Phases, tables and summary.json always use raw values.",
+    ),
 ]
 SchedulerOpt = Annotated[
     str | None,
-    typer.Option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", show_default=False,
-                 help="Compute on this dask.distributed scheduler (tcp://host:8786) instead of local threads."),
+    typer.Option(
+        "--scheduler",
+        envvar="DASK_SCHEDULER_ADDRESS",
+        show_default=False,
+        help="Compute on this dask.distributed scheduler (tcp://host:8786) instead of local threads.",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (no progress, no summary).")]
 ThresholdOpt = Annotated[
     list[float] | None,
-    typer.Option("--threshold", "-t", show_default=False,
-                 help="Test error to report the steps to reach; repeat for several (default: 0.1, 0.05, 0.01)."),
+    typer.Option(
+        "--threshold",
+        "-t",
+        show_default=False,
+        help="Test error to report the steps to reach; repeat for several (default: 0.1, 0.05, 0.01).",
+    ),
 ]
 
 
@@ -112,10 +138,11 @@ def _print_run(run: dict) -> None:
     if run["phases"]:
         console.print(table, markup=False)
     else:
-        console.print(f"no phases for {run['label']}: {run['phases_note']}", markup=False, highlight=False,
-                      soft_wrap=True)
-    reached = ", ".join(f"≤{threshold_name(e['threshold'])}: {'never' if e['step'] is None else format(e['step'], ',')}"
-                        for e in run["steps_to_error"])
+        console.print(f"no phases for {run['label']}: {run['phases_note']}", markup=False, highlight=False, soft_wrap=True)
+    reached = ", ".join(
+        f"≤{threshold_name(e['threshold'])}: {'never' if e['step'] is None else format(e['step'], ',')}"
+        for e in run["steps_to_error"]
+    )
     if run["final"]["test_error"] is not None:
         console.print(f"steps to test error {reached}", markup=False, highlight=False, soft_wrap=True)
 
@@ -127,10 +154,15 @@ def _print_report(report) -> None:
     for speedup in (doc["comparison"] or {}).get("speedups", []):
         console.print(speedup["text"], markup=False, highlight=False, soft_wrap=True)
     for skipped in doc["skipped"]:
-        console.print(f"skipped {skipped['figure']}: {skipped['reason']}", markup=False, highlight=False,
-                      style="yellow", soft_wrap=True)
-    console.print(f"wrote {report.html} ({len(report.figures)} figures, summary.json beside it)", markup=False,
-                  highlight=False, soft_wrap=True)
+        console.print(
+            f"skipped {skipped['figure']}: {skipped['reason']}", markup=False, highlight=False, style="yellow", soft_wrap=True
+        )
+    console.print(
+        f"wrote {report.html} ({len(report.figures)} figures, summary.json beside it)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()
@@ -138,8 +170,13 @@ def analyze(
     run: RunArg,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", show_default=False, file_okay=False,
-                     help="Directory to write into (default: the run's name + _report, beside the run)."),
+        typer.Option(
+            "--out",
+            "-o",
+            show_default=False,
+            file_okay=False,
+            help="Directory to write into (default: the run's name + _report, beside the run).",
+        ),
     ] = None,
     smooth: SmoothOpt = None,
     threshold: ThresholdOpt = None,
@@ -163,8 +200,9 @@ def analyze(
     from pinnlog.analyzer.report.progress import DelayedProgress
 
     with DelayedProgress(err_console, enabled=not quiet) as progress:
-        report = analyze_run(run, out, smooth=smooth, thresholds=threshold or DEFAULT_THRESHOLDS, scheduler=scheduler,
-                             progress=progress)
+        report = analyze_run(
+            run, out, smooth=smooth, thresholds=threshold or DEFAULT_THRESHOLDS, scheduler=scheduler, progress=progress
+        )
     if not quiet:
         _print_report(report)
 
@@ -173,18 +211,28 @@ def analyze(
 def compare(
     runs: Annotated[
         list[str],
-        typer.Argument(help="Two or more run stores (*.zarr directories or URLs); the first is the reference.",
-                       show_default=False),
+        typer.Argument(
+            help="Two or more run stores (*.zarr directories or URLs); the first is the reference.", show_default=False
+        ),
     ],
     label: Annotated[
         list[str] | None,
-        typer.Option("--label", "-l", show_default=False,
-                     help="Name of a run in the report; repeat once per run, in order (default: the runs' names)."),
+        typer.Option(
+            "--label",
+            "-l",
+            show_default=False,
+            help="Name of a run in the report; repeat once per run, in order (default: the runs' names).",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", show_default=False, file_okay=False,
-                     help="Directory to write into (default: A_vs_B_report beside the first run)."),
+        typer.Option(
+            "--out",
+            "-o",
+            show_default=False,
+            file_okay=False,
+            help="Directory to write into (default: A_vs_B_report beside the first run).",
+        ),
     ] = None,
     smooth: SmoothOpt = None,
     threshold: ThresholdOpt = None,
@@ -205,8 +253,15 @@ def compare(
     from pinnlog.analyzer.report.progress import DelayedProgress
 
     with DelayedProgress(err_console, enabled=not quiet) as progress:
-        report = compare_runs(runs, label or None, out, smooth=smooth, thresholds=threshold or DEFAULT_THRESHOLDS,
-                              scheduler=scheduler, progress=progress)
+        report = compare_runs(
+            runs,
+            label or None,
+            out,
+            smooth=smooth,
+            thresholds=threshold or DEFAULT_THRESHOLDS,
+            scheduler=scheduler,
+            progress=progress,
+        )
     if not quiet:
         _print_report(report)
 
@@ -216,8 +271,13 @@ def watch(
     run: RunArg,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", show_default=False, file_okay=False,
-                     help="Directory to write into (default: the run's name + _report, beside the run)."),
+        typer.Option(
+            "--out",
+            "-o",
+            show_default=False,
+            file_okay=False,
+            help="Directory to write into (default: the run's name + _report, beside the run).",
+        ),
     ] = None,
     every: Annotated[float, typer.Option("--every", min=0.1, help="Seconds between two looks at the run.")] = 30.0,
     smooth: SmoothOpt = None,
@@ -269,9 +329,12 @@ def verify(
     run: RunArg,
     repair: Annotated[
         bool,
-        typer.Option("--repair", help="Close a store left open by a killed run: trim every array to its committed "
-                     "steps, remove temporary files, mark it 'interrupted', consolidate metadata. Never drops a "
-                     "committed step; use it only when no process is writing the store."),
+        typer.Option(
+            "--repair",
+            help="Close a store left open by a killed run: trim every array to its committed "
+            "steps, remove temporary files, mark it 'interrupted', consolidate metadata. Never drops a "
+            "committed step; use it only when no process is writing the store.",
+        ),
     ] = False,
     metadata_only: Annotated[
         bool, typer.Option("--metadata-only", help="Check metadata only; do not decode the chunks (instant on big stores).")
@@ -305,8 +368,12 @@ def verify(
 def import_paper_logs(
     src: Annotated[
         Path,
-        typer.Argument(exists=True, file_okay=False, show_default=False,
-                       help="Folder of one run's text logs (grad_stats2.txt, losses.txt, ...)."),
+        typer.Argument(
+            exists=True,
+            file_okay=False,
+            show_default=False,
+            help="Folder of one run's text logs (grad_stats2.txt, losses.txt, ...).",
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", show_default=False, help="Run store to write (e.g. ac_rba.zarr).")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,

@@ -7,14 +7,14 @@ anything else is an internal error (exit 1).
 from __future__ import annotations
 
 __all__ = [
-    "PinnlogError",
-    "StoreNotFoundError",
-    "NotAStoreError",
-    "UnknownFormatError",
+    "CorruptStoreError",
     "EmptyRunError",
     "MissingGroupError",
-    "CorruptStoreError",
+    "NotAStoreError",
+    "PinnlogError",
     "RecorderError",
+    "StoreNotFoundError",
+    "UnknownFormatError",
     "WriterError",
 ]
 

@@ -12,12 +12,12 @@ import numpy as np
 
 __all__ = [
     "FORMAT_VERSION",
-    "KNOWN_FORMATS",
-    "GroupSpec",
     "GROUPS",
+    "KNOWN_FORMATS",
     "STATUS_VALUES",
-    "compressors",
+    "GroupSpec",
     "activation_dim",
+    "compressors",
     "step_chunk",
 ]
 
@@ -26,9 +26,7 @@ KNOWN_FORMATS = (1,)
 STATUS_VALUES = ("recording", "complete", "interrupted")
 
 #: Codecs a format-1 store may use. Anything else (pickle/object codecs above all) is refused.
-ALLOWED_CODECS = frozenset(
-    {"bytes", "blosc", "zstd", "gzip", "crc32c", "transpose", "sharding_indexed", "vlen-utf8"}
-)
+ALLOWED_CODECS = frozenset({"bytes", "blosc", "zstd", "gzip", "crc32c", "transpose", "sharding_indexed", "vlen-utf8"})
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pinnlog.analyzer.errors import (
 from pinnlog.analyzer.format import GROUPS, KNOWN_FORMATS
 from pinnlog.analyzer.safe_store import SafeLocalStore, disallowed_codecs, guarded, guarded_dask_array
 
-__all__ = ["open_run", "open_store_group", "read_root_attrs", "require_group", "group_sizes"]
+__all__ = ["group_sizes", "open_run", "open_store_group", "read_root_attrs", "require_group"]
 
 
 def _is_url(path: str | os.PathLike) -> bool:
@@ -52,7 +52,7 @@ def open_store_group(path: str | os.PathLike, storage_options: dict | None = Non
             raise NotAStoreError(
                 f"{path}: cannot open this URL ({first_line}); install the fsspec backend for its scheme or check it"
             ) from exc
-        except Exception as exc:  # noqa: BLE001 - any other failure to reach the URL is the user's to fix
+        except Exception as exc:
             raise StoreNotFoundError(str(path)) from exc
     else:
         p = Path(path)
@@ -71,7 +71,7 @@ def open_store_group(path: str | os.PathLike, storage_options: dict | None = Non
         raise
     except FileNotFoundError as exc:
         raise StoreNotFoundError(str(path)) from exc
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise NotAStoreError(f"{path} is not a readable Zarr v3 group ({type(exc).__name__}); pass a pinnlog run store") from exc
 
 
@@ -127,8 +127,10 @@ def _open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset
         _check_codecs(arr, path, f"{name}/{var}")
         expected = GROUPS[name].variables.get(var)
         if expected and tuple(dims) != expected[0]:
-            raise CorruptStoreError(f"{path}: {name}/{var} has dims {list(dims)[:4]}, format 1 says {list(expected[0])}; "
-                                    "it was not written by pinnlog")
+            raise CorruptStoreError(
+                f"{path}: {name}/{var} has dims {list(dims)[:4]}, format 1 says {list(expected[0])}; "
+                "it was not written by pinnlog"
+            )
         growing = dims[0] == axis
         if growing and arr.shape[0] < n:
             raise CorruptStoreError(
@@ -153,7 +155,9 @@ def _open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset
     return ds
 
 
-def open_run(path: str | os.PathLike, *, chunks: dict[str, int] | None = None, storage_options: dict | None = None) -> xr.DataTree:
+def open_run(
+    path: str | os.PathLike, *, chunks: dict[str, int] | None = None, storage_options: dict | None = None
+) -> xr.DataTree:
     """Open a run lazily.
 
     Nothing but metadata, the ``step`` coordinates and the per-tensor constants (``numel``,

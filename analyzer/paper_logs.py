@@ -30,7 +30,7 @@ import xarray as xr
 from pinnlog.analyzer import __version__
 from pinnlog.analyzer.errors import PinnlogError
 
-__all__ = ["import_paper_logs", "read_norm_log", "read_losses", "PaperLogsError", "PAPER_WIDTHS", "NormLog"]
+__all__ = ["PAPER_WIDTHS", "NormLog", "PaperLogsError", "import_paper_logs", "read_losses", "read_norm_log"]
 
 #: Layer widths of the paper's network: MLP [2] + [128] x 6 + [1], tanh.
 PAPER_WIDTHS = (2, 128, 128, 128, 128, 128, 128, 1)

@@ -16,7 +16,7 @@ from pinnlog.analyzer.format import KNOWN_FORMATS
 from pinnlog.analyzer.safe_store import SafeLocalStore
 from pinnlog.analyzer.verify_checks import short
 
-__all__ = ["open_raw_store", "read_json", "list_children", "is_stub", "partial_files", "read_root", "sync"]
+__all__ = ["is_stub", "list_children", "open_raw_store", "partial_files", "read_json", "read_root", "sync"]
 
 
 def sync(coro):
@@ -32,7 +32,7 @@ def open_raw_store(path: str | os.PathLike, *, writable: bool = False):
 
         try:
             return FsspecStore.from_url(path, read_only=not writable)
-        except Exception as exc:  # noqa: BLE001 - any failure to reach the URL is the user's to fix
+        except Exception as exc:
             raise StoreNotFoundError(str(path)) from exc
     p = Path(path)
     if not p.exists():

@@ -61,7 +61,9 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
     root_doc = read_root(store, path)
     local = not (isinstance(path, str) and "://" in path)
     if local and unsafe_entries(path):
-        raise CorruptStoreError(f"{path} holds links leaving the store or pipes; `pinnlog verify {path}` lists them; repair refuses it")
+        raise CorruptStoreError(
+            f"{path} holds links leaving the store or pipes; `pinnlog verify {path}` lists them; repair refuses it"
+        )
     actions: list[str] = []
     for partial in partial_files(path) if local else []:
         partial.unlink()
@@ -107,6 +109,6 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
             warnings.simplefilter("ignore", category=UserWarning)
             zarr.consolidate_metadata(store)
         actions.append("consolidated metadata")
-    except Exception as exc:  # noqa: BLE001 - a store zarr cannot list whole still gets its trims
+    except Exception as exc:
         actions.append(f"metadata not consolidated ({type(exc).__name__}); `pinnlog verify` says why")
     return RepairReport(str(path), actions, verify_run(path))

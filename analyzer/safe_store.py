@@ -23,7 +23,7 @@ from zarr.storage import LocalStore
 from pinnlog.analyzer.errors import CorruptStoreError
 from pinnlog.analyzer.format import ALLOWED_CODECS
 
-__all__ = ["SafeLocalStore", "disallowed_codecs", "unsafe_entries", "guarded", "GuardedArray", "guarded_dask_array"]
+__all__ = ["GuardedArray", "SafeLocalStore", "disallowed_codecs", "guarded", "guarded_dask_array", "unsafe_entries"]
 
 
 def _inside(real: str, real_root: str) -> bool:
@@ -37,8 +37,7 @@ def _check_path(path: str, real_root: str, key: str) -> None:
     real = os.path.realpath(path)
     if not _inside(real, real_root):
         raise CorruptStoreError(
-            f"{real_root}: {key!r} is a link leaving the store (to {real[:80]!r}); pinnlog does not follow it, "
-            "remove the link"
+            f"{real_root}: {key!r} is a link leaving the store (to {real[:80]!r}); pinnlog does not follow it, remove the link"
         )
     try:
         mode = os.stat(real).st_mode
@@ -142,7 +141,7 @@ def guarded(path, where: str, fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except PinnlogError:
         raise
-    except Exception as exc:  # noqa: BLE001 - see the docstring
+    except Exception as exc:
         detail = " ".join(str(exc).split())[:120] or type(exc).__name__
         raise CorruptStoreError(
             f"{path}: {where} is damaged ({type(exc).__name__}: {detail}); `pinnlog verify {path}` says what is still usable"
@@ -177,5 +176,10 @@ def guarded_dask_array(array, chunks, path, where: str):
     from dask.base import tokenize
 
     wrapped = GuardedArray(array, path, where)
-    return da.from_array(wrapped, chunks=chunks, name="from-zarr-" + tokenize(wrapped, chunks), asarray=True,
-                         meta=np.empty((0,) * array.ndim, dtype=array.dtype))
+    return da.from_array(
+        wrapped,
+        chunks=chunks,
+        name="from-zarr-" + tokenize(wrapped, chunks),
+        asarray=True,
+        meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+    )

@@ -23,7 +23,7 @@ import dask
 
 from pinnlog.analyzer.errors import PinnlogError
 
-__all__ = ["SchedulerError", "dask_scheduler", "store_identity", "SCHEDULER_ENV", "CONNECT_TIMEOUT"]
+__all__ = ["CONNECT_TIMEOUT", "SCHEDULER_ENV", "SchedulerError", "dask_scheduler", "store_identity"]
 
 #: The environment variable that ``pinnlog analyze/compare/watch`` read when ``--scheduler`` is not given
 #: (dask's own name for the scheduler address, so a shell set up for dask works as it is).
@@ -47,7 +47,7 @@ def store_identity(path: str | os.PathLike) -> tuple[str, str]:
         attrs = read_root_attrs(open_store_group(path), path)
     except PinnlogError as exc:
         return "error", str(exc)
-    except Exception as exc:  # noqa: BLE001 - reported to the client as a line, never raised on the worker
+    except Exception as exc:
         return "error", f"{type(exc).__name__}: {str(exc)[:200]}"
     return "ok", str(attrs.get("created", ""))
 
@@ -72,19 +72,21 @@ def check_workers_read(client: Any, address: str, runs: Sequence[Any]) -> None:
             continue  # the analysis itself reports a run this process cannot open, with its own error
         seen = client.run(store_identity, where)
         if not seen:
-            raise SchedulerError(f"the dask scheduler at {address} has no workers; start some (dask worker {address}) "
-                                 "or leave out --scheduler")
+            raise SchedulerError(
+                f"the dask scheduler at {address} has no workers; start some (dask worker {address}) or leave out --scheduler"
+            )
         for worker, (status, value) in sorted(seen.items()):
             if status == "ok" and value == here:
                 continue
             # the worker's own error says what it saw; its advice (check the path) is replaced by ours
             why = value.split("; ")[0] if status != "ok" else f"a different store there (created {value}, here {here})"
-            fix = ("memory:// stores exist only in the process that wrote them; copy the run to shared storage"
-                   if where.startswith("memory://") else
-                   "put the run where every worker reads the same files (a shared file system, s3://, gs://) "
-                   "and pass that path or URL")
-            raise SchedulerError(f"dask worker {worker} cannot read {run} ({why.rstrip('.')}); {fix}, "
-                                 "or leave out --scheduler")
+            fix = (
+                "memory:// stores exist only in the process that wrote them; copy the run to shared storage"
+                if where.startswith("memory://")
+                else "put the run where every worker reads the same files (a shared file system, s3://, gs://) "
+                "and pass that path or URL"
+            )
+            raise SchedulerError(f"dask worker {worker} cannot read {run} ({why.rstrip('.')}); {fix}, or leave out --scheduler")
 
 
 @contextlib.contextmanager
@@ -124,8 +126,10 @@ def dask_scheduler(address: str | None, *, runs: Sequence[Any] = (), timeout: st
     try:
         client = Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise SchedulerError(f"cannot reach the dask scheduler at {address} ({type(exc).__name__}); "
-                             f"start it or leave out --scheduler (and {SCHEDULER_ENV})") from exc
+        raise SchedulerError(
+            f"cannot reach the dask scheduler at {address} ({type(exc).__name__}); "
+            f"start it or leave out --scheduler (and {SCHEDULER_ENV})"
+        ) from exc
     try:
         check_workers_read(client, address, runs)
         with dask.config.set(scheduler=client):

@@ -30,7 +30,7 @@ from pinnlog.analyzer.raw_store import is_stub, list_children, open_raw_store, p
 from pinnlog.analyzer.safe_store import disallowed_codecs, unsafe_entries
 from pinnlog.analyzer.verify_checks import DAMAGED, OK, WARNING, Finding, check_root_attrs, short
 
-__all__ = ["Finding", "VerifyReport", "RepairReport", "verify_run", "repair_run", "SNR_TOLERANCE"]
+__all__ = ["SNR_TOLERANCE", "Finding", "RepairReport", "VerifyReport", "repair_run", "verify_run"]
 
 SNR_TOLERANCE = 1e-6
 STUB = "a folder without metadata: its creation was interrupted (it never held a committed row); --repair removes it"
@@ -155,7 +155,7 @@ def _decode_array(store, key: str, n: int, axis: str, out: list[Finding]) -> tup
             block = arr[region]
             if copy is not None:
                 copy[region[0]] = block
-        except Exception as exc:  # noqa: BLE001 - any decode failure is damage to report, not to raise
+        except Exception as exc:
             failed += 1
             first_error = first_error or short(f"{type(exc).__name__}: {exc}", 100, raw=True)
             if growing:
@@ -165,8 +165,15 @@ def _decode_array(store, key: str, n: int, axis: str, out: list[Finding]) -> tup
     if failed:
         out.append(Finding(key, "decode", DAMAGED, f"{failed} chunk(s) do not decode: {first_error}"))
     elif missing and growing:  # zarr skips chunks equal to the fill value, so an absent chunk may be fine
-        out.append(Finding(key, "chunks", WARNING, f"{missing} committed chunk(s) absent: they read as the fill value "
-                           "(NaN or -1), as zarr skips all-fill chunks; if data was there, it is lost"))
+        out.append(
+            Finding(
+                key,
+                "chunks",
+                WARNING,
+                f"{missing} committed chunk(s) absent: they read as the fill value "
+                "(NaN or -1), as zarr skips all-fill chunks; if data was there, it is lost",
+            )
+        )
     if copy is not None and failed:
         copy = None
     return bad_rows, copy
@@ -248,7 +255,9 @@ def _check_sizes(name: str, metas: dict, attrs: dict, out: list[Finding]) -> boo
             expected[activation_dim(layer["name"])] = layer["width"]
     for dim, want in expected.items():
         if dim in sizes and sizes[dim] != {want}:
-            out.append(Finding(name, "sizes", DAMAGED, f"dimension {dim} has size {sorted(sizes[dim])}, the root attributes say {want}"))
+            out.append(
+                Finding(name, "sizes", DAMAGED, f"dimension {dim} has size {sorted(sizes[dim])}, the root attributes say {want}")
+            )
             ok = False
     return ok
 
@@ -257,7 +266,9 @@ def _check_reductions(store, n: int, out: list[Finding]) -> np.ndarray:
     """``sum_rms2 = sum_mu2 + sum_sigma2`` and non-negative sums on finite rows; returns a mask of the rows that fail."""
     import zarr
 
-    arrays = {v: zarr.open_array(store=store, path=f"gradient_stats/{v}", mode="r")[:n] for v in ("sum_mu2", "sum_sigma2", "sum_rms2")}
+    arrays = {
+        v: zarr.open_array(store=store, path=f"gradient_stats/{v}", mode="r")[:n] for v in ("sum_mu2", "sum_sigma2", "sum_rms2")
+    }
     mu2, sigma2, rms2 = arrays["sum_mu2"], arrays["sum_sigma2"], arrays["sum_rms2"]
     finite = np.isfinite(mu2) & np.isfinite(sigma2) & np.isfinite(rms2)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -266,12 +277,21 @@ def _check_reductions(store, n: int, out: list[Finding]) -> np.ndarray:
     bad = np.any(finite & (gap | negative), axis=tuple(range(1, mu2.ndim)))
     n_bad = int(bad.sum())
     if n_bad:
-        out.append(Finding("gradient_stats", "reductions", DAMAGED, f"{n_bad} capture(s) break sum_rms2 = sum_mu2 + sum_sigma2 or are negative"))
+        out.append(
+            Finding(
+                "gradient_stats",
+                "reductions",
+                DAMAGED,
+                f"{n_bad} capture(s) break sum_rms2 = sum_mu2 + sum_sigma2 or are negative",
+            )
+        )
     else:
         out.append(Finding("gradient_stats", "reductions", OK, "sum_rms2 = sum_mu2 + sum_sigma2 on every finite row"))
     n_nonfinite = int((~finite).any(axis=tuple(range(1, mu2.ndim))).sum())
     if n_nonfinite:
-        out.append(Finding("gradient_stats", "finite", WARNING, f"{n_nonfinite} capture(s) hold NaN/inf (metrics give NaN/inf there)"))
+        out.append(
+            Finding("gradient_stats", "finite", WARNING, f"{n_nonfinite} capture(s) hold NaN/inf (metrics give NaN/inf there)")
+        )
     return bad
 
 
@@ -288,12 +308,14 @@ def _check_consistency(path, out: list[Finding], skip_steps: set[int]) -> int:
     try:
         # Only the two groups compared: damage elsewhere in the store must not hide this check.
         root = open_store_group(path)
-        groups = {name: xr.DataTree(_open_group_dataset(root, name, path, None)) for name in ("gradient_stats", "batch_gradients")}
+        groups = {
+            name: xr.DataTree(_open_group_dataset(root, name, path, None)) for name in ("gradient_stats", "batch_gradients")
+        }
         run = xr.DataTree(dataset=xr.Dataset(attrs=dict(root.attrs)), children=groups)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # degenerate SNR (NaN, inf) compares equal to itself; no noise
             diff = check_consistency(run).compute()
-    except Exception as exc:  # noqa: BLE001 - a check that cannot run is reported, not raised
+    except Exception as exc:
         out.append(Finding("batch_gradients", "snr consistency", WARNING, f"not checked: {short(str(exc), 100, raw=True)}"))
         return 0
     if diff.sizes.get("step", 0) == 0:
@@ -303,11 +325,23 @@ def _check_consistency(path, out: list[Finding], skip_steps: set[int]) -> int:
     bad = checked & (worst > SNR_TOLERANCE)
     if bad.any():
         steps = diff["step"].values[bad]
-        out.append(Finding("batch_gradients", "snr consistency", DAMAGED,
-                           f"{int(bad.sum())} snapshot(s) disagree with gradient_stats beyond {SNR_TOLERANCE:g} (first at step {int(steps[0])})"))
+        out.append(
+            Finding(
+                "batch_gradients",
+                "snr consistency",
+                DAMAGED,
+                f"{int(bad.sum())} snapshot(s) disagree with gradient_stats beyond {SNR_TOLERANCE:g} (first at step {int(steps[0])})",
+            )
+        )
     elif checked.any():
-        out.append(Finding("batch_gradients", "snr consistency", OK,
-                           f"{int(checked.sum())} snapshot(s) agree with gradient_stats (max rel. diff {float(np.nanmax(worst)):.1e})"))
+        out.append(
+            Finding(
+                "batch_gradients",
+                "snr consistency",
+                OK,
+                f"{int(checked.sum())} snapshot(s) agree with gradient_stats (max rel. diff {float(np.nanmax(worst)):.1e})",
+            )
+        )
     return int(bad.sum())
 
 
@@ -345,7 +379,11 @@ def verify_run(path: str | os.PathLike, *, decode: bool = True) -> VerifyReport:
             out.append(Finding("store", "files", DAMAGED, problem))
         partial = partial_files(path)
         if partial:
-            out.append(Finding("store", "files", WARNING, f"{len(partial)} temporary file(s) of interrupted writes; --repair removes them"))
+            out.append(
+                Finding(
+                    "store", "files", WARNING, f"{len(partial)} temporary file(s) of interrupted writes; --repair removes them"
+                )
+            )
     committed, usable = {}, {}
     broken_steps: set[int] = set()
     for name in list_children(store, ""):
@@ -371,18 +409,36 @@ def verify_run(path: str | os.PathLike, *, decode: bool = True) -> VerifyReport:
             if "step" in columns:
                 broken_steps = {int(s) for s in columns["step"][bad]}
         if not any(f.level == DAMAGED for f in group_out):
-            group_out.insert(0, Finding(name, "arrays", OK, f"{n} committed row(s); dims, dtypes, codecs" + (", chunks decode" if decode else "")))
+            group_out.insert(
+                0,
+                Finding(
+                    name, "arrays", OK, f"{n} committed row(s); dims, dtypes, codecs" + (", chunks decode" if decode else "")
+                ),
+            )
         out += group_out
         committed[name], usable[name] = n, ok_rows
-    if decode and usable.get("gradient_stats") and usable.get("batch_gradients") and not any(f.check == "files" and f.level == DAMAGED for f in out):
+    if (
+        decode
+        and usable.get("gradient_stats")
+        and usable.get("batch_gradients")
+        and not any(f.check == "files" and f.level == DAMAGED for f in out)
+    ):
         usable["batch_gradients"] -= _check_consistency(path, out, broken_steps)
     if not any(committed.values()):
         out.append(Finding("store", "committed", DAMAGED, "no group holds a committed step: nothing to analyse"))
     if status == "recording":
-        out.append(Finding("store", "status", DAMAGED,
-                           "still open (status 'recording'): its writer runs or was killed; if none runs, `pinnlog verify --repair` closes it"))
+        out.append(
+            Finding(
+                "store",
+                "status",
+                DAMAGED,
+                "still open (status 'recording'): its writer runs or was killed; if none runs, `pinnlog verify --repair` closes it",
+            )
+        )
     elif status == "interrupted":
-        out.append(Finding("store", "status", WARNING, "interrupted: the recording stopped early; every committed step is readable"))
+        out.append(
+            Finding("store", "status", WARNING, "interrupted: the recording stopped early; every committed step is readable")
+        )
     elif status == "complete":
         out.append(Finding("store", "status", OK, "complete"))
     return VerifyReport(str(path), status if isinstance(status, str) else None, out, committed, usable)

@@ -12,7 +12,7 @@ from typing import Any
 
 from pinnlog.analyzer.format import STATUS_VALUES
 
-__all__ = ["Finding", "OK", "WARNING", "DAMAGED", "short", "check_root_attrs"]
+__all__ = ["DAMAGED", "OK", "WARNING", "Finding", "check_root_attrs", "short"]
 
 OK, WARNING, DAMAGED = "ok", "warning", "damaged"
 HUGE_STRING = 100_000  # characters; format 1 truncates the model repr to 4,000
@@ -103,7 +103,11 @@ def check_root_attrs(attrs: dict) -> list[Finding]:
         out.append(Finding("store", "n_batches", WARNING, "one batch: every variance is 0 and SNR is infinite"))
     if "layout" in attrs:
         problem = _layout_problem(attrs["layout"])
-        out.append(Finding("store", "layout", DAMAGED, problem) if problem else Finding("store", "layout", OK, f"{len(attrs['layout'])} tensors"))
+        out.append(
+            Finding("store", "layout", DAMAGED, problem)
+            if problem
+            else Finding("store", "layout", OK, f"{len(attrs['layout'])} tensors")
+        )
     else:
         out.append(Finding("store", "layout", WARNING, "no 'layout' attribute: raw snapshots cannot be split into tensors"))
     if "layers" in attrs:
@@ -113,8 +117,18 @@ def check_root_attrs(attrs: dict) -> list[Finding]:
     activation_layers = attrs.get("activation_layers", [])
     if not isinstance(activation_layers, list) or not all(isinstance(x, str) for x in activation_layers):
         out.append(Finding("store", "activation_layers", DAMAGED, f"{short(activation_layers)} is not a list of layer names"))
-    for key in ("created", "pinnlog_version", "torch_version", "device", "model", "schedule", "raw_schedule",
-                "residual_schedule", "probe_schedule", "imported_from"):
+    for key in (
+        "created",
+        "pinnlog_version",
+        "torch_version",
+        "device",
+        "model",
+        "schedule",
+        "raw_schedule",
+        "residual_schedule",
+        "probe_schedule",
+        "imported_from",
+    ):
         if key in attrs and not isinstance(attrs[key], str):
             out.append(Finding("store", key, WARNING, f"{key} {short(attrs[key])} is not a string"))
     if "shared_loss" in attrs and not isinstance(attrs["shared_loss"], bool):

@@ -18,7 +18,7 @@ from pathlib import Path
 from pinnlog.analyzer.errors import EmptyRunError, PinnlogError
 from pinnlog.analyzer.io import group_sizes, open_store_group, read_root_attrs
 
-__all__ = ["Refresh", "WatchArgumentError", "watch_run", "DEFAULT_EVERY"]
+__all__ = ["DEFAULT_EVERY", "Refresh", "WatchArgumentError", "watch_run"]
 
 DEFAULT_EVERY = 30.0
 FINISHED = ("complete", "interrupted")
@@ -49,9 +49,16 @@ def _look(path) -> tuple[str, dict[str, int]]:
     return str(attrs.get("status", "recording")), group_sizes(root, path)
 
 
-def watch_run(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, every: float = DEFAULT_EVERY,
-              smooth: int | None = None, scheduler: str | None = None,
-              on_refresh: Callable[[Refresh], None] | None = None, sleep: Callable[[float], None] = time.sleep):
+def watch_run(
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    every: float = DEFAULT_EVERY,
+    smooth: int | None = None,
+    scheduler: str | None = None,
+    on_refresh: Callable[[Refresh], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+):
     """Rewrite the report of ``path`` as its recording advances; return the last report when it stops.
 
     Parameters

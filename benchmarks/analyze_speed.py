@@ -56,8 +56,12 @@ def breakdown(store: Path, out: Path) -> dict[str, float]:
     marks: list[tuple[str, float]] = []
 
     def progress(description: str, done: int, total: int) -> None:
-        stage = {"opening": "open + lazy metrics", "computing metrics": "dask compute",
-                 "drawing figures": "figures (draw + PNG + SVG)", "writing report": "summary + html"}.get(description)
+        stage = {
+            "opening": "open + lazy metrics",
+            "computing metrics": "dask compute",
+            "drawing figures": "figures (draw + PNG + SVG)",
+            "writing report": "summary + html",
+        }.get(description)
         if description.startswith("phases"):
             stage = "phases + thresholds"
         if stage and (not marks or marks[-1][0] != stage):
@@ -89,8 +93,10 @@ def main() -> None:
         for i, store in enumerate(stores):
             wall, cpu = timed_process(pinnlog_command() + ["analyze", str(store), "-o", f"{tmp}/cli{i}", "-q"])
             worst = max(worst, wall)
-            print(f"\n{store}: pinnlog analyze {wall:.2f} s wall = {wall / TARGET_S:.2f} x the {TARGET_S:.0f} s target"
-                  f" ({cpu:.2f} s CPU)")
+            print(
+                f"\n{store}: pinnlog analyze {wall:.2f} s wall = {wall / TARGET_S:.2f} x the {TARGET_S:.0f} s target"
+                f" ({cpu:.2f} s CPU)"
+            )
             stages = breakdown(store, Path(tmp) / f"lib{i}")
             for stage, seconds in stages.items():
                 if stage != "total":
@@ -99,8 +105,10 @@ def main() -> None:
         if args.compare and len(stores) > 1:
             wall, cpu = timed_process(pinnlog_command() + ["compare", *map(str, stores), "-o", f"{tmp}/cmp", "-q"])
             print(f"\npinnlog compare of {len(stores)} stores: {wall:.2f} s wall ({cpu:.2f} s CPU)")
-    print(f"\nslowest analyze: {worst:.2f} s ({'within' if worst < TARGET_S else 'OVER'} the {TARGET_S:.0f} s target); "
-          f"load average now {os.getloadavg()[0]:.1f}")
+    print(
+        f"\nslowest analyze: {worst:.2f} s ({'within' if worst < TARGET_S else 'OVER'} the {TARGET_S:.0f} s target); "
+        f"load average now {os.getloadavg()[0]:.1f}"
+    )
     if worst >= TARGET_S:
         sys.exit(1)
 

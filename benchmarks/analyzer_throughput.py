@@ -31,6 +31,7 @@ prints each worker's peak RSS and the CPU seconds of all processes against the t
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import sys
@@ -47,11 +48,20 @@ K = 100
 
 def paper_layout(widths=PAPER_LAYERS) -> list[dict]:
     layout, offset = [], 0
-    for index, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+    for index, (n_in, n_out) in enumerate(itertools.pairwise(widths)):
         for kind, shape in (("weight", [n_out, n_in]), ("bias", [n_out])):
             numel = int(np.prod(shape))
-            layout.append({"name": f"net.{index}.{kind}", "module": f"net.{index}", "shape": shape, "numel": numel,
-                           "offset": offset, "layer": index, "is_bias": kind == "bias"})
+            layout.append(
+                {
+                    "name": f"net.{index}.{kind}",
+                    "module": f"net.{index}",
+                    "shape": shape,
+                    "numel": numel,
+                    "offset": offset,
+                    "layer": index,
+                    "is_bias": kind == "bias",
+                }
+            )
             offset += numel
     return layout
 
@@ -72,7 +82,7 @@ class PeakRSS:
         while not self._stop.is_set():
             try:
                 self.peak = max(self.peak, self.process.memory_info().rss)
-            except Exception:  # noqa: BLE001 - the process may be gone at the very end
+            except Exception:
                 return
             time.sleep(self.interval)
 
@@ -153,8 +163,9 @@ def measure(path: Path, scheduler: str, memory_limit: str) -> dict:
     if scheduler == "distributed":
         from distributed import Client, LocalCluster
 
-        cluster = LocalCluster(n_workers=1, threads_per_worker=os.cpu_count() or 1, processes=True,
-                               memory_limit=memory_limit, dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=1, threads_per_worker=os.cpu_count() or 1, processes=True, memory_limit=memory_limit, dashboard_address=None
+        )
         client = Client(cluster)
         worker_pid = next(iter(client.run(os.getpid).values()))
     try:
@@ -195,11 +206,20 @@ def measure_cluster(path: Path, n_workers: int, memory_limit: str, trim_unset: b
     chunks = {"param": -1} if whole else None
     if trim_unset:  # a nanny writes its variables into our own environment, where the next cluster's workers inherit them
         os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    with dask.config.set(config), LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                               memory_limit=memory_limit, host="127.0.0.1",
-                                               dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        dask.config.set(config),
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=memory_limit,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         with dask.config.set(scheduler=client):
-            snr_from_batch_gradients(open_run(path, chunks=chunks)).isel(step=slice(0, 2)).values  # imports
+            _ = snr_from_batch_gradients(open_run(path, chunks=chunks)).isel(step=slice(0, 2)).values  # imports
             pids = client.run(os.getpid)
             metric = snr_from_batch_gradients(open_run(path, chunks=chunks))
             everyone = [os.getpid(), *pids.values()]
@@ -213,21 +233,29 @@ def measure_cluster(path: Path, n_workers: int, memory_limit: str, trim_unset: b
         restarted = sorted(set(pids.values()) - set(client.run(os.getpid).values()))
         trim = sorted(set(map(str, client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values())))
     spent = [(a.user - b.user, a.system - b.system) for a, b in zip(after, before)]
-    return {"seconds": seconds, "cpu": sum(u + s for u, s in spent), "cpu_client": sum(spent[0]),
-            "system": sum(s for _, s in spent), "values": values, "peaks": {w: p.peak for w, p in peaks.items()},
-            "restarted": restarted, "trim": ", ".join(trim)}
+    return {
+        "seconds": seconds,
+        "cpu": sum(u + s for u, s in spent),
+        "cpu_client": sum(spent[0]),
+        "system": sum(s for _, s in spent),
+        "values": values,
+        "peaks": {w: p.peak for w, p in peaks.items()},
+        "restarted": restarted,
+        "trim": ", ".join(trim),
+    }
 
 
 #: --cluster-variants: name -> (MALLOC_TRIM_THRESHOLD_ unset, whole-snapshot chunks)
-VARIANTS = {"as shipped": (False, False), "trim unset": (True, False), "whole snapshots": (False, True),
-            "tuned": (True, True)}
+VARIANTS = {"as shipped": (False, False), "trim unset": (True, False), "whole snapshots": (False, True), "tuned": (True, True)}
 
 
 def report_cluster(path: Path, truth: np.ndarray, args, limit: int, on_disk: int, results: dict) -> bool:
     """Run ``--distributed`` as shipped and tuned; print per-worker peaks and CPU against the threads."""
     baseline = results.get("threads") or measure(path, "threads", args.memory_limit)
-    print(f"[cluster] {args.workers} worker processes x 1 thread, memory limit {limit / 2**20:.0f} MiB each; "
-          f"store {on_disk / 2**20:.0f} MiB on disk ({on_disk / limit:.1f}x one worker's limit)")
+    print(
+        f"[cluster] {args.workers} worker processes x 1 thread, memory limit {limit / 2**20:.0f} MiB each; "
+        f"store {on_disk / 2**20:.0f} MiB on disk ({on_disk / limit:.1f}x one worker's limit)"
+    )
     ok = True
     variants = VARIANTS if args.cluster_variants else {"as shipped": (False, False), "tuned": (True, True)}
     for name, (trim_unset, whole) in variants.items():
@@ -236,28 +264,38 @@ def report_cluster(path: Path, truth: np.ndarray, args, limit: int, on_disk: int
         within = all(peak <= limit for peak in result["peaks"].values()) and not result["restarted"]
         ok &= agree < 1e-6 and within
         peaks = ", ".join(f"{peak / 2**20:.0f}" for peak in result["peaks"].values())
-        print(f"[cluster {name}] {result['seconds']:.2f} s wall, {result['cpu']:.2f} s CPU (all processes) = "
-              f"{result['cpu'] / baseline['cpu']:.2f}x the threaded scheduler's {baseline['cpu']:.2f} s "
-              f"(wall {result['seconds'] / baseline['seconds']:.2f}x); {result['system']:.2f} s of it system time, "
-              f"{result['cpu_client']:.2f} s in this process (scheduler + client); max relative difference to numpy "
-              f"{agree:.1e}")
-        print(f"[cluster {name}] workers' MALLOC_TRIM_THRESHOLD_={result['trim']}, chunks "
-              f"{'whole snapshots' if whole else 'as stored (4 MiB)'}; peak RSS per worker {peaks} MiB (limit {limit / 2**20:.0f} MiB "
-              f"{'respected' if within else 'EXCEEDED'}{'; workers restarted' if result['restarted'] else ''})")
+        print(
+            f"[cluster {name}] {result['seconds']:.2f} s wall, {result['cpu']:.2f} s CPU (all processes) = "
+            f"{result['cpu'] / baseline['cpu']:.2f}x the threaded scheduler's {baseline['cpu']:.2f} s "
+            f"(wall {result['seconds'] / baseline['seconds']:.2f}x); {result['system']:.2f} s of it system time, "
+            f"{result['cpu_client']:.2f} s in this process (scheduler + client); max relative difference to numpy "
+            f"{agree:.1e}"
+        )
+        print(
+            f"[cluster {name}] workers' MALLOC_TRIM_THRESHOLD_={result['trim']}, chunks "
+            f"{'whole snapshots' if whole else 'as stored (4 MiB)'}; peak RSS per worker {peaks} MiB (limit {limit / 2**20:.0f} MiB "
+            f"{'respected' if within else 'EXCEEDED'}{'; workers restarted' if result['restarted'] else ''})"
+        )
     return ok
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gigabytes", type=float, default=3.0, help="raw batch_gradients to write (GB, 1e9 bytes)")
-    parser.add_argument("--scheduler", choices=("threads", "distributed", "both"), default="threads",
-                        help="threads: dask's default, in this process; distributed: one worker process")
+    parser.add_argument(
+        "--scheduler",
+        choices=("threads", "distributed", "both"),
+        default="threads",
+        help="threads: dask's default, in this process; distributed: one worker process",
+    )
     parser.add_argument("--memory-limit", default="1GiB", help="peak RSS allowed to the computing process (per worker)")
-    parser.add_argument("--distributed", action="store_true",
-                        help="also compute on a LocalCluster of --workers processes, as shipped and tuned")
+    parser.add_argument(
+        "--distributed", action="store_true", help="also compute on a LocalCluster of --workers processes, as shipped and tuned"
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes of --distributed (1 thread each)")
-    parser.add_argument("--cluster-variants", action="store_true",
-                        help="with --distributed: each tuning alone too (4 clusters instead of 2)")
+    parser.add_argument(
+        "--cluster-variants", action="store_true", help="with --distributed: each tuning alone too (4 clusters instead of 2)"
+    )
     parser.add_argument("--workdir", default="/tmp", help="where the store is written (deleted after)")
     parser.add_argument("--entropy-repeats", type=int, default=30)
     args = parser.parse_args(argv)
@@ -267,8 +305,10 @@ def main(argv=None) -> int:
     limit = parse_bytes(args.memory_limit)
     print(f"machine: {os.cpu_count()} CPU(s) visible, load average {os.getloadavg()[0]:.1f}")
     best, median = time_entropy(args.entropy_repeats)
-    print(f"entropy (Eq. 31) of 25,600 x 128, relative binning, 30 bins: best {best * 1e3:.1f} ms, "
-          f"median {median * 1e3:.1f} ms over {args.entropy_repeats} (target <= 15 ms)")
+    print(
+        f"entropy (Eq. 31) of 25,600 x 128, relative binning, 30 bins: best {best * 1e3:.1f} ms, "
+        f"median {median * 1e3:.1f} ms over {args.entropy_repeats} (target <= 15 ms)"
+    )
 
     snapshot_bytes = K * (paper_layout()[-1]["offset"] + 1) * 4
     n_snapshots = max(1, int(np.ceil(args.gigabytes * 1e9 / snapshot_bytes)))
@@ -278,9 +318,11 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         truth = write_store(path, n_snapshots)
         on_disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-        print(f"wrote {n_snapshots} snapshots x {K} batches x {snapshot_bytes // K // 4:,} params = "
-              f"{n_snapshots * snapshot_bytes / 1e9:.2f} GB raw ({on_disk / 1e9:.2f} GB on disk) "
-              f"in {time.perf_counter() - start:.0f} s")
+        print(
+            f"wrote {n_snapshots} snapshots x {K} batches x {snapshot_bytes // K // 4:,} params = "
+            f"{n_snapshots * snapshot_bytes / 1e9:.2f} GB raw ({on_disk / 1e9:.2f} GB on disk) "
+            f"in {time.perf_counter() - start:.0f} s"
+        )
         schedulers = ("threads", "distributed") if args.scheduler == "both" else (args.scheduler,)
         reads = [plain_read(path)]
         results = {}
@@ -288,20 +330,28 @@ def main(argv=None) -> int:
             results[scheduler] = measure(path, scheduler, args.memory_limit)
             reads.append(plain_read(path))
         t_read, cpu_read, nbytes = min(r[0] for r in reads), min(r[1] for r in reads), reads[0][2]
-        print(f"plain sequential zarr read: {', '.join(f'{r[0]:.2f}' for r in reads)} s wall, "
-              f"{', '.join(f'{r[1]:.2f}' for r in reads)} s CPU (best {nbytes / t_read / 1e9:.2f} GB/s)")
+        print(
+            f"plain sequential zarr read: {', '.join(f'{r[0]:.2f}' for r in reads)} s wall, "
+            f"{', '.join(f'{r[1]:.2f}' for r in reads)} s CPU (best {nbytes / t_read / 1e9:.2f} GB/s)"
+        )
         ok = True
         for scheduler, result in results.items():
             agree = float(np.max(np.abs(result["values"] / truth - 1)))
             within = result["peak"] <= limit
             ok &= agree < 1e-6 and within
-            print(f"[{scheduler}] SNR from raw batch gradients: {result['seconds']:.2f} s wall, "
-                  f"{result['cpu']:.2f} s CPU; max relative difference to numpy {agree:.1e}")
-            print(f"[{scheduler}] ratio t(metric) / t(plain read) = {result['seconds'] / t_read:.2f} wall "
-                  f"(target <= 1.5), {result['cpu'] / cpu_read:.2f} CPU")
-            print(f"[{scheduler}] peak RSS of the computing process {result['peak'] / 2**20:.0f} MiB "
-                  f"(target <= 1 GB; limit {limit / 2**20:.0f} MiB {'respected' if within else 'EXCEEDED'})"
-                  + (f"; client process {result['client_peak'] / 2**20:.0f} MiB" if scheduler == "distributed" else ""))
+            print(
+                f"[{scheduler}] SNR from raw batch gradients: {result['seconds']:.2f} s wall, "
+                f"{result['cpu']:.2f} s CPU; max relative difference to numpy {agree:.1e}"
+            )
+            print(
+                f"[{scheduler}] ratio t(metric) / t(plain read) = {result['seconds'] / t_read:.2f} wall "
+                f"(target <= 1.5), {result['cpu'] / cpu_read:.2f} CPU"
+            )
+            print(
+                f"[{scheduler}] peak RSS of the computing process {result['peak'] / 2**20:.0f} MiB "
+                f"(target <= 1 GB; limit {limit / 2**20:.0f} MiB {'respected' if within else 'EXCEEDED'})"
+                + (f"; client process {result['client_peak'] / 2**20:.0f} MiB" if scheduler == "distributed" else "")
+            )
         if args.distributed:
             ok &= report_cluster(path, truth, args, limit, on_disk, results)
         return 0 if ok else 1

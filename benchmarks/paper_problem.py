@@ -7,6 +7,7 @@ Appendix B.1: u_t - 1e-4 u_xx + 5u^3 - 5u = 0, u(0, x) = x^2 cos(pi x)).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -16,7 +17,7 @@ from torch import nn
 class PaperMLP(nn.Module):
     def __init__(self, widths=(2, 128, 128, 128, 128, 128, 128, 1)):
         super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
 
     def forward(self, x):
         for layer in self.layers[:-1]:

@@ -48,8 +48,10 @@ def main() -> None:
 
     signal, truth = piecewise_snr(4, NOISE, 0, steps=np.arange(1, args.points + 1))
     steps, log_values = signal["step"].values, np.log10(signal.values)
-    print(f"input: {args.points:,} samples, 4 segments, noise {NOISE} decades; true boundaries {truth}; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"input: {args.points:,} samples, 4 segments, noise {NOISE} decades; true boundaries {truth}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
 
     detect_phases(signal)  # warm-up: imports, first allocation
     times = []
@@ -58,15 +60,19 @@ def main() -> None:
         table = detect_phases(signal)
         times.append(time.perf_counter() - start)
     ours = min(times)
-    print(f"detect_phases: best {ours:.3f} s of {args.repeat} (median {np.median(times):.3f} s); "
-          f"{ours / TARGET_S:.2f} x the {TARGET_S:.0f} s target; boundaries {[s.first_step for s in table.segments[1:]]}")
+    print(
+        f"detect_phases: best {ours:.3f} s of {args.repeat} (median {np.median(times):.3f} s); "
+        f"{ours / TARGET_S:.2f} x the {TARGET_S:.0f} s target; boundaries {[s.first_step for s in table.segments[1:]]}"
+    )
 
     penalty = 2 * NOISE**2 * np.log(args.points)  # BIC for a change in mean with known noise
     start = time.perf_counter()
     bkps = rpt.KernelCPD(kernel="linear", min_size=2).fit(log_values.reshape(-1, 1)).predict(pen=penalty)
     kernel = time.perf_counter() - start
-    print(f"ruptures KernelCPD(kernel='linear') (Pelt in C, l2 cost) on the raw samples: {kernel:.2f} s, "
-          f"{kernel / ours:.0f} x ours; {len(bkps) - 1} boundaries {[int(steps[b]) for b in bkps[:-1]][:12]}")
+    print(
+        f"ruptures KernelCPD(kernel='linear') (Pelt in C, l2 cost) on the raw samples: {kernel:.2f} s, "
+        f"{kernel / ours:.0f} x ours; {len(bkps) - 1} boundaries {[int(steps[b]) for b in bkps[:-1]][:12]}"
+    )
 
     queue = mp.get_context("fork").Queue()
     worker = mp.get_context("fork").Process(target=_python_pelt, args=(log_values, penalty, queue))
@@ -77,12 +83,15 @@ def main() -> None:
         worker.terminate()
         worker.join()
         waited = time.perf_counter() - start
-        print(f"ruptures Pelt(model='l2') (Python) on the raw samples: not done after {waited:.0f} s, "
-              f"> {waited / ours:.0f} x ours")
+        print(
+            f"ruptures Pelt(model='l2') (Python) on the raw samples: not done after {waited:.0f} s, > {waited / ours:.0f} x ours"
+        )
     else:
         python_pelt, bkps = queue.get()
-        print(f"ruptures Pelt(model='l2') (Python) on the raw samples: {python_pelt:.2f} s, {python_pelt / ours:.0f} x ours; "
-              f"{len(bkps) - 1} boundaries")
+        print(
+            f"ruptures Pelt(model='l2') (Python) on the raw samples: {python_pelt:.2f} s, {python_pelt / ours:.0f} x ours; "
+            f"{len(bkps) - 1} boundaries"
+        )
 
 
 if __name__ == "__main__":

@@ -37,9 +37,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paper_problem import AllenCahnProblem, make_run, plain_step  # noqa: E402
+from paper_problem import AllenCahnProblem, make_run, plain_step
 
-from pinnlog.recorder import Recorder, every  # noqa: E402
+from pinnlog.recorder import Recorder, every
 
 
 def _sync(device: str) -> None:
@@ -90,8 +90,15 @@ def capture_ratio(args, problem, tmp: Path) -> dict:
     params = list(model.parameters())
     recs = {
         "capture": Recorder(tmp / "a.zarr", model, optimizer, problem.batch_loss, problem.n_batches, schedule=every(1)),
-        "capture_shared": Recorder(tmp / "b.zarr", model, optimizer, problem.residual_loss, problem.n_batches,
-                                   schedule=every(1), shared_loss=problem.ic_loss),
+        "capture_shared": Recorder(
+            tmp / "b.zarr",
+            model,
+            optimizer,
+            problem.residual_loss,
+            problem.n_batches,
+            schedule=every(1),
+            shared_loss=problem.ic_loss,
+        ),
     }
     plain_step(model, optimizer, problem)  # warm-up (and Adam state for the reductions)
 
@@ -107,21 +114,25 @@ def capture_ratio(args, problem, tmp: Path) -> dict:
     for r in range(args.repeats):
         times["plain"].append(_timed(args.device, lambda: plain_step(model, optimizer, problem)))
         for name, rec in recs.items():
-            times[name].append(_timed(args.device, lambda: rec.step(r)))
+            times[name].append(_timed(args.device, lambda rec=rec, r=r: rec.step(r)))
             rec.flush()  # the writer's share is timed in (b); keep it off the next measurement
         times["full_gradient"].append(_timed(args.device, lambda: torch.autograd.grad(problem.full_loss(model), params)))
         times["bare_loop"].append(_timed(args.device, bare_loop))
     for rec in recs.values():
         rec.close()
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"(a) median of {args.repeats}: plain step {med['plain']:.3f} s, capture {med['capture']:.3f} s, "
-          f"capture with shared_loss {med['capture_shared']:.3f} s, one full-batch gradient {med['full_gradient']:.3f} s, "
-          f"bare loop of K autograd.grad {med['bare_loop']:.3f} s")
+    print(
+        f"(a) median of {args.repeats}: plain step {med['plain']:.3f} s, capture {med['capture']:.3f} s, "
+        f"capture with shared_loss {med['capture_shared']:.3f} s, one full-batch gradient {med['full_gradient']:.3f} s, "
+        f"bare loop of K autograd.grad {med['bare_loop']:.3f} s"
+    )
     print(f"    capture / plain step              = {med['capture'] / med['plain']:.2f}   (target <= 1.6)")
     print(f"    capture (shared_loss) / plain     = {med['capture_shared'] / med['plain']:.2f}   (aim <= 1.0)")
     print(f"    floor: full-batch gradient / plain = {med['full_gradient'] / med['plain']:.2f}")
-    print(f"    bare K-gradient loop / plain       = {med['bare_loop'] / med['plain']:.2f}   (the recorder's own share: "
-          f"capture / bare loop = {med['capture'] / med['bare_loop']:.2f})")
+    print(
+        f"    bare K-gradient loop / plain       = {med['bare_loop'] / med['plain']:.2f}   (the recorder's own share: "
+        f"capture / bare loop = {med['capture'] / med['bare_loop']:.2f})"
+    )
     return med
 
 
@@ -132,8 +143,15 @@ def whole_run_ratio(args, problem, tmp: Path) -> None:
     """
     plain_model, plain_opt = make_run(args.device)
     model, optimizer = make_run(args.device)
-    rec = Recorder(tmp / "run.zarr", model, optimizer, problem.residual_loss, problem.n_batches,
-                   schedule=every(100), shared_loss=problem.ic_loss)
+    rec = Recorder(
+        tmp / "run.zarr",
+        model,
+        optimizer,
+        problem.residual_loss,
+        problem.n_batches,
+        schedule=every(100),
+        shared_loss=problem.ic_loss,
+    )
     t_plain = t_rec = 0.0
     step_calls: list[float] = []
     for step in range(args.steps):
@@ -150,11 +168,15 @@ def whole_run_ratio(args, problem, tmp: Path) -> None:
         _sync(args.device)
         t_rec += time.perf_counter() - t0
     identical = all(torch.equal(a, b) for a, b in zip(plain_model.parameters(), model.parameters()))
-    print(f"(b) {args.steps} steps, schedule=every(100), shared_loss: plain {t_plain:.1f} s, recorded {t_rec:.1f} s "
-          f"(incl. close), ratio {t_rec / t_plain:.3f}   (target <= 1.03); final weights bitwise identical: {identical}")
+    print(
+        f"(b) {args.steps} steps, schedule=every(100), shared_loss: plain {t_plain:.1f} s, recorded {t_rec:.1f} s "
+        f"(incl. close), ratio {t_rec / t_plain:.3f}   (target <= 1.03); final weights bitwise identical: {identical}"
+    )
     mean_call, mean_plain = statistics.fmean(step_calls), t_plain / args.steps
-    print(f"(c) rec.step on a non-capture step: {mean_call * 1e6:.1f} us = {100 * mean_call / mean_plain:.4f} % "
-          f"of a plain step ({mean_plain:.3f} s)   (target < 1 %)")
+    print(
+        f"(c) rec.step on a non-capture step: {mean_call * 1e6:.1f} us = {100 * mean_call / mean_plain:.4f} % "
+        f"of a plain step ({mean_plain:.3f} s)   (target < 1 %)"
+    )
 
 
 def peak_extra_memory(args, problem, tmp: Path) -> None:
@@ -188,13 +210,19 @@ def peak_extra_memory(args, problem, tmp: Path) -> None:
     raw = census(lambda: (rec.step(0), rec.step(1), rec.flush()))
     rec.close()
     mib = 2**20
-    print(f"(d) P = {n_params}, K = {k}. Peak live tensor bytes: one batch gradient {one_batch[0] / mib:.1f} MiB, "
-          f"plain training step {train[0] / mib:.1f} MiB")
-    for label, peak, target in (("no raw snapshots", grads, 4 * n_params * 4),
-                                ("raw snapshots, two in a row", raw, 2 * k * n_params * 4)):
+    print(
+        f"(d) P = {n_params}, K = {k}. Peak live tensor bytes: one batch gradient {one_batch[0] / mib:.1f} MiB, "
+        f"plain training step {train[0] / mib:.1f} MiB"
+    )
+    for label, peak, target in (
+        ("no raw snapshots", grads, 4 * n_params * 4),
+        ("raw snapshots, two in a row", raw, 2 * k * n_params * 4),
+    ):
         extra = peak[0] - one_batch[0]
-        line = (f"    {label}: capture peak {peak[0] / mib:.2f} MiB, extra {extra:,} B = {extra / target:.3f} x target "
-                f"({target:,} B); above the training step's own peak: {max(0, peak[0] - train[0]) / mib:.2f} MiB")
+        line = (
+            f"    {label}: capture peak {peak[0] / mib:.2f} MiB, extra {extra:,} B = {extra / target:.3f} x target "
+            f"({target:,} B); above the training step's own peak: {max(0, peak[0] - train[0]) / mib:.2f} MiB"
+        )
         if device_type == "cuda":
             line += f"; CUDA allocator: extra {(peak[1] - one_batch[1]) / mib:.2f} MiB"
         print(line)

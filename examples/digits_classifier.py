@@ -37,8 +37,9 @@ def load(seed: int = 0):
 
 
 def make_model() -> nn.Module:
-    return nn.Sequential(nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 32), nn.Tanh(),
-                         nn.Linear(32, 10))
+    return nn.Sequential(
+        nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10)
+    )
 
 
 def test_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -66,10 +67,26 @@ def train(out: str | Path, steps: int = 3000, seed: int = 0, overwrite: bool = T
     captures = logspaced(steps - 1, 150)
     snapshots = logspaced(steps - 1, 12)
     generator = torch.Generator().manual_seed(seed)
-    with Recorder(out, model, optimizer, batch_loss, n_batches=K, schedule=captures, raw_schedule=snapshots,
-                  residuals=residuals, probe=x_train, probe_schedule=logspaced(steps - 1, 40), overwrite=overwrite,
-                  config={"example": "digits_classifier", "dataset": "sklearn load_digits", "minibatch": MINIBATCH,
-                          "n_train": N_TRAIN, "lr": 1e-3}) as rec:
+    with Recorder(
+        out,
+        model,
+        optimizer,
+        batch_loss,
+        n_batches=K,
+        schedule=captures,
+        raw_schedule=snapshots,
+        residuals=residuals,
+        probe=x_train,
+        probe_schedule=logspaced(steps - 1, 40),
+        overwrite=overwrite,
+        config={
+            "example": "digits_classifier",
+            "dataset": "sklearn load_digits",
+            "minibatch": MINIBATCH,
+            "n_train": N_TRAIN,
+            "lr": 1e-3,
+        },
+    ) as rec:
         order = torch.randperm(N_TRAIN, generator=generator)
         cursor = 0
         for step in range(steps):
@@ -104,8 +121,10 @@ def main(argv=None) -> int:
         report = analyze_run(path)
         for run in report.summary["runs"]:
             for phase in run["phases"] or []:
-                print(f"{phase['label']:>16}: steps {phase['first_step']:>5} to {phase['last_step']:>5}, "
-                      f"median SNR {phase['median_snr']:.3g}")
+                print(
+                    f"{phase['label']:>16}: steps {phase['first_step']:>5} to {phase['last_step']:>5}, "
+                    f"median SNR {phase['median_snr']:.3g}"
+                )
             print("final:", {k: v for k, v in run["final"].items() if v is not None})
         print(f"wrote {report.html}")
     return 0

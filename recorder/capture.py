@@ -8,6 +8,7 @@ the optimizer). Results stay on the model's device; ``writer.to_host`` moves the
 
 from __future__ import annotations
 
+import itertools
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,21 +20,21 @@ from torch import nn
 from pinnlog.analyzer.errors import RecorderError
 
 __all__ = [
-    "Layout",
-    "build_layout",
-    "frozen_training_state",
-    "check_loss",
-    "GradientCapture",
-    "capture_gradients",
-    "sum_w2",
-    "adam_reductions",
-    "is_adam",
-    "flat_weights",
-    "flat_adam_state",
     "ActivationSite",
+    "GradientCapture",
+    "Layout",
     "activation_sites",
+    "adam_reductions",
+    "build_layout",
+    "capture_gradients",
+    "check_loss",
+    "flat_adam_state",
+    "flat_weights",
+    "frozen_training_state",
+    "is_adam",
     "record_activations",
     "record_residuals",
+    "sum_w2",
 ]
 
 # Columns of the raw K x P buffer reduced at once on the raw path: K x block float64 stays <= 1 MiB.
@@ -81,15 +82,17 @@ def build_layout(model: nn.Module) -> Layout:
         layers.append({"index": index, "name": f"layer_{index}", "module": module_name, "width": _width(module)})
         for local, p in own:
             seen.add(id(p))
-            tensors.append({
-                "name": f"{module_name}.{local}" if module_name else local,
-                "module": module_name,
-                "shape": list(p.shape),
-                "numel": p.numel(),
-                "offset": offset,
-                "layer": index,
-                "is_bias": local == "bias",
-            })
+            tensors.append(
+                {
+                    "name": f"{module_name}.{local}" if module_name else local,
+                    "module": module_name,
+                    "shape": list(p.shape),
+                    "numel": p.numel(),
+                    "offset": offset,
+                    "layer": index,
+                    "is_bias": local == "bias",
+                }
+            )
             params.append(p)
             offset += p.numel()
     if not params:
@@ -132,7 +135,9 @@ def frozen_training_state(model: nn.Module):
 def check_loss(loss, where: str) -> None:
     """Refuse what ``torch.autograd.grad`` cannot differentiate, with the fix in one sentence."""
     if not isinstance(loss, torch.Tensor):
-        raise RecorderError(f"{where} returned {type(loss).__name__}, not a torch tensor; return the loss tensor itself (no .item())")
+        raise RecorderError(
+            f"{where} returned {type(loss).__name__}, not a torch tensor; return the loss tensor itself (no .item())"
+        )
     if loss.numel() != 1:
         raise RecorderError(
             f"{where} returned a tensor of shape {tuple(loss.shape)}, not a scalar; reduce it to the batch's loss (e.g. .mean())"
@@ -148,7 +153,9 @@ def _gradient(loss, params, where: str, out: torch.Tensor | None = None) -> torc
     """d loss / d params, flattened in layout order; unused parameters get zeros."""
     check_loss(loss, where)
     grads = torch.autograd.grad(loss, params, allow_unused=True)
-    parts = [g.reshape(-1) if g is not None else torch.zeros(p.numel(), dtype=p.dtype, device=p.device) for g, p in zip(grads, params)]
+    parts = [
+        g.reshape(-1) if g is not None else torch.zeros(p.numel(), dtype=p.dtype, device=p.device) for g, p in zip(grads, params)
+    ]
     del grads
     if out is not None and all(part.dtype == out.dtype for part in parts):
         return torch.cat(parts, out=out)
@@ -167,7 +174,9 @@ class GradientCapture:
     raw: torch.Tensor | None
 
 
-def capture_gradients(model, layout: Layout, batch_loss, n_batches: int, shared_loss=None, keep_raw: bool = False) -> GradientCapture:
+def capture_gradients(
+    model, layout: Layout, batch_loss, n_batches: int, shared_loss=None, keep_raw: bool = False
+) -> GradientCapture:
     """The K batch gradients at the current weights, reduced per tensor (Eq 8: mean and std over batches).
 
     Without ``keep_raw`` the gradients stream through Welford's update in float64 (``mean``, ``M2``:
@@ -321,7 +330,7 @@ def activation_sites(model: nn.Module, layout: Layout, layers: list[str] | None)
     sites: list[ActivationSite] = []
     if layers is None:
         linears = [(name, m) for name, m in modules if isinstance(m, nn.Linear)]
-        for (prev_name, _), (name, module) in zip(linears, linears[1:]):
+        for (prev_name, _), (name, module) in itertools.pairwise(linears):
             if prev_name in layer_of:
                 sites.append(ActivationSite(f"layer_{layer_of[prev_name]}", name, module, "input"))
         if not sites:
@@ -335,15 +344,21 @@ def activation_sites(model: nn.Module, layout: Layout, layers: list[str] | None)
     for name in layers:
         if name not in by_name:
             examples = ", ".join(repr(n) for n, _ in modules[1:6])
-            raise RecorderError(f"layers=: the model has no module named {name!r}; pick names from model.named_modules(), e.g. {examples}")
+            raise RecorderError(
+                f"layers=: the model has no module named {name!r}; pick names from model.named_modules(), e.g. {examples}"
+            )
         position = next(i for i, (n, _) in enumerate(modules) if n == name)
         inside = [layer_of[n] for n, _ in modules if n in layer_of and (n == name or n.startswith(f"{name}.") or name == "")]
         before = [layer_of[n] for n, _ in modules[:position] if n in layer_of]
         if not inside and not before:
-            raise RecorderError(f"layers=: module {name!r} comes before any layer with parameters; record a module after the first layer")
+            raise RecorderError(
+                f"layers=: module {name!r} comes before any layer with parameters; record a module after the first layer"
+            )
         layer_name = f"layer_{(inside or before)[-1]}"
         if layer_name in taken:
-            raise RecorderError(f"layers=: modules {taken[layer_name]!r} and {name!r} both come out of {layer_name}; keep one of them")
+            raise RecorderError(
+                f"layers=: modules {taken[layer_name]!r} and {name!r} both come out of {layer_name}; keep one of them"
+            )
         taken[layer_name] = name
         sites.append(ActivationSite(layer_name, name, by_name[name], "output"))
     return sites
@@ -379,7 +394,9 @@ def record_activations(model: nn.Module, probe, sites: list[ActivationSite]) -> 
             handle.remove()
     missing = [site.module_name for site in sites if site.name not in seen]
     if missing:
-        raise RecorderError(f"the probe's forward pass never reached module(s) {missing}; name modules that forward() calls in layers=")
+        raise RecorderError(
+            f"the probe's forward pass never reached module(s) {missing}; name modules that forward() calls in layers="
+        )
     return {site.name: seen[site.name] for site in sites}
 
 
@@ -389,10 +406,14 @@ def record_residuals(model: nn.Module, residuals) -> tuple[torch.Tensor, torch.T
     weight = None
     if isinstance(out, (tuple, list)):
         if len(out) != 2:
-            raise RecorderError(f"residuals(model) returned {len(out)} values; return the residual vector or (residual, rba_weight)")
+            raise RecorderError(
+                f"residuals(model) returned {len(out)} values; return the residual vector or (residual, rba_weight)"
+            )
         out, weight = out
     if not isinstance(out, torch.Tensor) or (weight is not None and not isinstance(weight, torch.Tensor)):
-        raise RecorderError("residuals(model) must return a tensor of per-sample residuals, or a pair (residual, rba_weight) of tensors")
+        raise RecorderError(
+            "residuals(model) must return a tensor of per-sample residuals, or a pair (residual, rba_weight) of tensors"
+        )
     res = out.detach().reshape(-1).to(torch.float32, copy=True)
     if weight is not None:
         weight = weight.detach().reshape(-1).to(torch.float32, copy=True)

@@ -46,8 +46,12 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def _flat_gradient(loss, params, where: str) -> torch.Tensor:
     capture.check_loss(loss, where)
     grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return torch.cat([g.reshape(-1) if g is not None else torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
-                      for g, p in zip(grads, params)])
+    return torch.cat(
+        [
+            g.reshape(-1) if g is not None else torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
+            for g, p in zip(grads, params)
+        ]
+    )
 
 
 def local_moments(model, layout: capture.Layout, batch_loss, n_batches: int, shared_loss=None, keep_raw: bool = False):
@@ -128,13 +132,24 @@ class DistributedRecorder:
         As :class:`pinnlog.recorder.Recorder` (``residuals``, ``probe`` ... are recorded on rank 0).
     """
 
-    def __init__(self, path, model: nn.Module, optimizer, batch_loss: Callable, n_batches: int = 1, *,
-                 schedule: Schedule | int | Iterable[int] | None = every(100),
-                 raw_schedule: Schedule | int | Iterable[int] | None = None, shared_loss: Callable | None = None,
-                 **options: Any):
+    def __init__(
+        self,
+        path,
+        model: nn.Module,
+        optimizer,
+        batch_loss: Callable,
+        n_batches: int = 1,
+        *,
+        schedule: Schedule | int | Iterable[int] | None = every(100),
+        raw_schedule: Schedule | int | Iterable[int] | None = None,
+        shared_loss: Callable | None = None,
+        **options: Any,
+    ):
         if not (dist.is_available() and dist.is_initialized()):
-            raise RecorderError("DistributedRecorder needs torch.distributed: call torch.distributed.init_process_group "
-                                "first, or use Recorder in a single process")
+            raise RecorderError(
+                "DistributedRecorder needs torch.distributed: call torch.distributed.init_process_group "
+                "first, or use Recorder in a single process"
+            )
         if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1:
             raise RecorderError(f"n_batches={n_batches!r}: pass the number of fixed batches of each rank (>= 1)")
         self.model = _unwrap(model)
@@ -146,12 +161,25 @@ class DistributedRecorder:
         self._closed = self._exchanged = False
         self._recorder: Recorder | None = None
         if self.rank == 0:
-            attrs = {"backend": str(dist.get_backend()), "world_size": self.world_size, "batches_per_rank": n_batches,
-                     "batch_order": "rank-major: batch b is batch b % batches_per_rank of rank b // batches_per_rank"}
+            attrs = {
+                "backend": str(dist.get_backend()),
+                "world_size": self.world_size,
+                "batches_per_rank": n_batches,
+                "batch_order": "rank-major: batch b is batch b % batches_per_rank of rank b // batches_per_rank",
+            }
             self._recorder = _GatheringRecorder(
-                path, self.model, optimizer, batch_loss, self.world_size * n_batches, schedule=schedule,
-                raw_schedule=raw_schedule, shared_loss=shared_loss, exchange=self._exchange,
-                distributed_attrs=attrs, **options)
+                path,
+                self.model,
+                optimizer,
+                batch_loss,
+                self.world_size * n_batches,
+                schedule=schedule,
+                raw_schedule=raw_schedule,
+                shared_loss=shared_loss,
+                exchange=self._exchange,
+                distributed_attrs=attrs,
+                **options,
+            )
 
     def _check_ranks_agree(self) -> None:
         """Refuse, on every rank alike, ranks whose K_local or parameter count differ (no hang later)."""
@@ -161,14 +189,14 @@ class DistributedRecorder:
         dist.all_gather(everyone, mine)
         if any(not torch.equal(other, everyone[0]) for other in everyone):
             seen = [tuple(t.tolist()) for t in everyone]
-            raise RecorderError(f"ranks disagree on (n_batches, parameters): {seen}; pass the same n_batches and model "
-                                "on every rank")
+            raise RecorderError(
+                f"ranks disagree on (n_batches, parameters): {seen}; pass the same n_batches and model on every rank"
+            )
 
     def _exchange(self, raw: bool) -> capture.GradientCapture | None:
         """This rank's part of one capture; on rank 0, the merged reductions (and gathered raw rows)."""
         self._exchanged = True
-        mean, m2, rows = local_moments(self.model, self._layout, self._batch_loss, self._n_local, self._shared_loss,
-                                       keep_raw=raw)
+        mean, m2, rows = local_moments(self.model, self._layout, self._batch_loss, self._n_local, self._shared_loss, keep_raw=raw)
         mean, m2, total = merge_moments(mean, m2, self._n_local)
         gathered = None
         if raw:

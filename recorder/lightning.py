@@ -58,8 +58,10 @@ def _loss_of(output, where: str):
     if isinstance(output, Mapping):
         output = output.get("loss")
     if not isinstance(output, torch.Tensor):
-        raise RecorderError(f"{where} returned {type(output).__name__}, not a loss tensor (or a dict with 'loss'); "
-                            "pass batch_loss= to the PinnlogCallback")
+        raise RecorderError(
+            f"{where} returned {type(output).__name__}, not a loss tensor (or a dict with 'loss'); "
+            "pass batch_loss= to the PinnlogCallback"
+        )
     return output
 
 
@@ -98,18 +100,27 @@ class PinnlogCallback(Callback):
         ``config``, ``overwrite``, ``residual_schedule``, ``probe_schedule``, ``on_error``.
     """
 
-    def __init__(self, path, *, batches: Sequence | None = None, batch_loss: Callable | None = None,
-                 n_batches: int | None = None, schedule: Schedule | int | Sequence[int] | None = every(100),
-                 raw_schedule: Schedule | int | Sequence[int] | None = None,
-                 scalars: Callable[[Any, Any], Mapping[str, Any]] | None = None, optimizer_index: int = 0,
-                 **options: Any):
+    def __init__(
+        self,
+        path,
+        *,
+        batches: Sequence | None = None,
+        batch_loss: Callable | None = None,
+        n_batches: int | None = None,
+        schedule: Schedule | int | Sequence[int] | None = every(100),
+        raw_schedule: Schedule | int | Sequence[int] | None = None,
+        scalars: Callable[[Any, Any], Mapping[str, Any]] | None = None,
+        optimizer_index: int = 0,
+        **options: Any,
+    ):
         if (batches is None) == (batch_loss is None):
-            raise RecorderError("PinnlogCallback needs exactly one of batches=[fixed batches] or batch_loss=fn with "
-                                "n_batches=K")
+            raise RecorderError("PinnlogCallback needs exactly one of batches=[fixed batches] or batch_loss=fn with n_batches=K")
         if batches is not None:
             if isinstance(batches, (str, bytes)) or not isinstance(batches, Sequence) or len(batches) < 2:
-                raise RecorderError("batches= must be a list of K >= 2 fixed batches (e.g. the first K the dataloader "
-                                    "yields, kept for the whole run)")
+                raise RecorderError(
+                    "batches= must be a list of K >= 2 fixed batches (e.g. the first K the dataloader "
+                    "yields, kept for the whole run)"
+                )
             if n_batches is not None and n_batches != len(batches):
                 raise RecorderError(f"n_batches={n_batches} but {len(batches)} batches were given; leave n_batches out")
             n_batches = len(batches)
@@ -137,13 +148,16 @@ class PinnlogCallback(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         optimizers = list(trainer.optimizers)
         if not 0 <= self._optimizer_index < len(optimizers):
-            raise RecorderError(f"optimizer_index={self._optimizer_index} but the trainer has {len(optimizers)} "
-                                "optimizer(s); pick one of them")
+            raise RecorderError(
+                f"optimizer_index={self._optimizer_index} but the trainer has {len(optimizers)} optimizer(s); pick one of them"
+            )
         batch_loss = self._batch_loss
         if batch_loss is None:
             if not pl_module.automatic_optimization:
-                raise RecorderError("with manual optimization training_step steps the optimizer itself, so it cannot "
-                                    "give the loss of a fixed batch; pass batch_loss=fn and n_batches=K instead of batches=")
+                raise RecorderError(
+                    "with manual optimization training_step steps the optimizer itself, so it cannot "
+                    "give the loss of a fixed batch; pass batch_loss=fn and n_batches=K instead of batches="
+                )
             self._device_batches = [move_data_to_device(b, pl_module.device) for b in self._batches]
             batch_loss = self._training_step_loss
         optimizer = optimizers[self._optimizer_index]

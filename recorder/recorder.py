@@ -45,7 +45,9 @@ _open_recorders: weakref.WeakSet = weakref.WeakSet()
 
 def _close_forgotten_recorders() -> None:
     for rec in list(_open_recorders):
-        warnings.warn(f"pinnlog: {rec.path} was not closed; closing it at exit with status 'interrupted'", RuntimeWarning)
+        warnings.warn(
+            f"pinnlog: {rec.path} was not closed; closing it at exit with status 'interrupted'", RuntimeWarning, stacklevel=2
+        )
         rec._close("interrupted", raise_errors=False)
 
 
@@ -130,7 +132,9 @@ class Recorder:
             raise RecorderError(f"model must be a torch.nn.Module, got {type(model).__name__}; pass the model being trained")
         for name, fn in (("batch_loss", batch_loss), ("shared_loss", shared_loss), ("residuals", residuals)):
             if fn is not None and not callable(fn):
-                raise RecorderError(f"{name} must be a function, got {type(fn).__name__}; pass e.g. {name}=lambda model, ...: ...")
+                raise RecorderError(
+                    f"{name} must be a function, got {type(fn).__name__}; pass e.g. {name}=lambda model, ...: ..."
+                )
         if isinstance(n_batches, bool) or not isinstance(n_batches, (int, np.integer)) or n_batches < 2:
             raise RecorderError(
                 f"n_batches={n_batches!r}: the spread of batch gradients needs K >= 2 fixed batches; split the data into n_batches >= 2"
@@ -153,7 +157,11 @@ class Recorder:
         self._adam = capture.is_adam(optimizer)
         for given, when, option in ((residuals, residual_schedule, "residual"), (probe, probe_schedule, "probe")):
             if given is not None and when is None and raw_schedule is None:
-                warnings.warn(f"{option}s are recorded on {option}_schedule= or raw_schedule=, and neither is set", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"{option}s are recorded on {option}_schedule= or raw_schedule=, and neither is set",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
         attrs: dict[str, Any] = {
             "pinnlog_version": __version__,
@@ -177,11 +185,14 @@ class Recorder:
         store = RunStore(path, attrs, overwrite=overwrite)
         if schedule is not None or raw_schedule is not None:
             tensors = self._layout.tensors
-            store.set_static("gradient_stats", {
-                "numel": np.array([t["numel"] for t in tensors], dtype=np.int64),
-                "layer": np.array([t["layer"] for t in tensors], dtype=np.int32),
-                "is_bias": np.array([t["is_bias"] for t in tensors], dtype=bool),
-            })
+            store.set_static(
+                "gradient_stats",
+                {
+                    "numel": np.array([t["numel"] for t in tensors], dtype=np.int64),
+                    "layer": np.array([t["layer"] for t in tensors], dtype=np.int32),
+                    "is_bias": np.array([t["is_bias"] for t in tensors], dtype=bool),
+                },
+            )
         self._writer = Writer(store)
         self._t0 = self._last_handover = time.perf_counter()
         self._rows: list[tuple[int, float, dict]] = []
@@ -250,7 +261,7 @@ class Recorder:
         """
         self._close(status, raise_errors=True)
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -304,14 +315,18 @@ class Recorder:
             self._scalar_names.add(name)
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:
-                raise RecorderError(f"rec.step(..., {name}=...) got a tensor of shape {tuple(value.shape)}; pass one number per keyword")
+                raise RecorderError(
+                    f"rec.step(..., {name}=...) got a tensor of shape {tuple(value.shape)}; pass one number per keyword"
+                )
             if value.device.type == "cpu":
                 return value.item()
             return value.detach().reshape(())  # read by the writer thread: no device sync, no kernel launch here
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise RecorderError(f"rec.step(..., {name}=...) got {type(value).__name__}; pass a number or a one-element tensor") from None
+            raise RecorderError(
+                f"rec.step(..., {name}=...) got {type(value).__name__}; pass a number or a one-element tensor"
+            ) from None
 
     def _hand_over_rows(self, now: float) -> None:
         self._last_handover = now
@@ -323,8 +338,9 @@ class Recorder:
     def _capture_batch_gradients(self, raw: bool) -> capture.GradientCapture:
         """The K batch gradients at the current weights, reduced per tensor (``recorder/distributed.py``
         overrides this to merge the batches of every process)."""
-        return capture.capture_gradients(self.model, self._layout, self._batch_loss, self._n_batches, self._shared_loss,
-                                         keep_raw=raw)
+        return capture.capture_gradients(
+            self.model, self._layout, self._batch_loss, self._n_batches, self._shared_loss, keep_raw=raw
+        )
 
     def _capture_gradients(self, step: int, raw: bool) -> None:
         layout = self._layout

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["Schedule", "every", "logspaced", "steps", "as_schedule"]
+__all__ = ["Schedule", "as_schedule", "every", "logspaced", "steps"]
 
 
 class Schedule:
@@ -24,10 +24,10 @@ class Schedule:
     def __call__(self, step: int) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __or__(self, other) -> "Schedule":
+    def __or__(self, other) -> Schedule:
         return _Union(self, as_schedule(other))
 
-    def __ror__(self, other) -> "Schedule":
+    def __ror__(self, other) -> Schedule:
         return _Union(as_schedule(other), self)
 
     def select(self, candidates: Iterable[int]) -> list[int]:

@@ -14,7 +14,7 @@ import os
 import shutil
 import warnings
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from zarr.errors import ZarrUserWarning
 from pinnlog.analyzer.errors import RecorderError
 from pinnlog.analyzer.format import FORMAT_VERSION, GROUPS, compressors, step_chunk
 
-__all__ = ["RunStore", "open_store_for_writing", "is_url"]
+__all__ = ["RunStore", "is_url", "open_store_for_writing"]
 
 
 def is_url(path: str | os.PathLike) -> bool:
@@ -98,7 +98,7 @@ class RunStore:
         root_attrs = {
             "pinnlog_format": FORMAT_VERSION,
             "status": "recording",
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         root_attrs.update(_jsonable(dict(attrs or {})))
         root_attrs["pinnlog_format"] = FORMAT_VERSION

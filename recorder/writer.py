@@ -19,7 +19,7 @@ import torch
 
 from pinnlog.recorder.store import RunStore
 
-__all__ = ["HostArray", "to_host", "Writer", "QUEUE_SIZE", "append_job", "scalars_job", "gradient_stats_job", "bundle_job"]
+__all__ = ["QUEUE_SIZE", "HostArray", "Writer", "append_job", "bundle_job", "gradient_stats_job", "scalars_job", "to_host"]
 
 #: Jobs waiting for the writer before ``submit`` blocks the training thread.
 QUEUE_SIZE = 64
@@ -30,7 +30,7 @@ _STOP = object()
 class HostArray:
     """A tensor on its way to host memory; ``numpy()`` (in the writer) waits for the copy to land."""
 
-    __slots__ = ("tensor", "event")
+    __slots__ = ("event", "tensor")
 
     def __init__(self, tensor: torch.Tensor, event=None):
         self.tensor, self.event = tensor, event
@@ -95,7 +95,7 @@ class Writer:
                     return
                 if self.error is None:
                     job(self.store)
-            except BaseException as exc:  # noqa: BLE001 - reported to the training thread, never lost
+            except BaseException as exc:
                 self.error = exc
             finally:
                 job = None  # drop the rows (maybe a raw K x P buffer) before its slot is given back
@@ -136,7 +136,7 @@ class Writer:
         self._thread.join()
         try:
             self.store.close(status if self.error is None else "interrupted")
-        except Exception as exc:  # noqa: BLE001 - a store that cannot be closed still reads as its committed prefix
+        except Exception as exc:
             if self.error is None:
                 self.error = exc
 

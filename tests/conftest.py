@@ -29,6 +29,7 @@ Arguments (same for both):
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,11 +65,20 @@ class SyntheticRun:
 def mlp_layout(layers) -> tuple[list[dict], list[dict]]:
     """The ``layout`` and ``layers`` root attributes of an MLP with these widths (torch's Linear order)."""
     layout, layer_attrs, offset = [], [], 0
-    for index, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:])):
+    for index, (n_in, n_out) in enumerate(itertools.pairwise(layers)):
         for kind, shape in (("weight", [n_out, n_in]), ("bias", [n_out])):
             numel = int(np.prod(shape))
-            layout.append({"name": f"net.{index}.{kind}", "module": f"net.{index}", "shape": shape, "numel": numel,
-                           "offset": offset, "layer": index, "is_bias": kind == "bias"})
+            layout.append(
+                {
+                    "name": f"net.{index}.{kind}",
+                    "module": f"net.{index}",
+                    "shape": shape,
+                    "numel": numel,
+                    "offset": offset,
+                    "layer": index,
+                    "is_bias": kind == "bias",
+                }
+            )
             offset += numel
         layer_attrs.append({"index": index, "name": f"layer_{index}", "module": f"net.{index}", "width": int(n_out)})
     return layout, layer_attrs
@@ -81,8 +91,9 @@ def _rows(option, n_steps: int) -> np.ndarray:
     return np.arange(0, n_steps, stride)
 
 
-def make_synthetic_run(n_steps=6, layers=(2, 8, 8, 1), seed=0, n_batches=4, raw=False, activations=False,
-                       residuals=False, adam=True) -> SyntheticRun:
+def make_synthetic_run(
+    n_steps=6, layers=(2, 8, 8, 1), seed=0, n_batches=4, raw=False, activations=False, residuals=False, adam=True
+) -> SyntheticRun:
     rng = np.random.default_rng(seed)
     layout, layer_attrs = mlp_layout(layers)
     n_param = sum(t["numel"] for t in layout)
@@ -102,9 +113,18 @@ def make_synthetic_run(n_steps=6, layers=(2, 8, 8, 1), seed=0, n_batches=4, raw=
     exp_avg_sq = ((gradients.astype(np.float64) ** 2).mean(axis=1) * sq_scale).astype(np.float32)
     raw_rows = _rows(raw, n_steps)
     probe_rows = raw_rows if raw else np.arange(n_steps)
-    run = SyntheticRun(steps=steps, gradients=gradients, weights=weights, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq,
-                       optimizer_step=steps + 1, layout=layout, layers=layer_attrs, raw_rows=raw_rows,
-                       probe_rows=probe_rows)
+    run = SyntheticRun(
+        steps=steps,
+        gradients=gradients,
+        weights=weights,
+        exp_avg=exp_avg,
+        exp_avg_sq=exp_avg_sq,
+        optimizer_step=steps + 1,
+        layout=layout,
+        layers=layer_attrs,
+        raw_rows=raw_rows,
+        probe_rows=probe_rows,
+    )
     if activations:
         n_probe = 64 if activations is True else int(activations)
         gain = np.geomspace(0.5, 20.0, n_steps)[probe_rows]  # saturation grows with training
@@ -114,8 +134,10 @@ def make_synthetic_run(n_steps=6, layers=(2, 8, 8, 1), seed=0, n_batches=4, raw=
     if residuals:
         n_samples = 128 if residuals is True else int(residuals)
         spread = np.geomspace(3.0, 0.1, n_steps)[probe_rows]  # residuals get more homogeneous
-        run.residual = (rng.normal(size=(len(probe_rows), n_samples)) * np.exp(
-            spread[:, None] * rng.normal(size=(len(probe_rows), n_samples)))).astype(np.float32)
+        run.residual = (
+            rng.normal(size=(len(probe_rows), n_samples))
+            * np.exp(spread[:, None] * rng.normal(size=(len(probe_rows), n_samples)))
+        ).astype(np.float32)
         run.rba_weight = np.abs(run.residual / np.abs(run.residual).max(axis=1, keepdims=True)).astype(np.float32)
     run.scalar_steps = np.arange(int(steps[-1]) + 1)
     run.loss = np.exp(-run.scalar_steps / 20.0) + 0.01 * rng.random(run.scalar_steps.size)
@@ -162,27 +184,47 @@ def write_store(path, run: SyntheticRun, close: bool = True) -> Path:
     from pinnlog.recorder.store import RunStore
 
     attrs = {
-        "pinnlog_version": "test", "torch_version": "none", "device": "cpu", "model": "synthetic MLP",
-        "optimizer": {"name": "Adam" if run.exp_avg is not None else "SGD",
-                      "hyperparameters": {"lr": 1e-3, "betas": list(BETAS), "eps": EPS}},
-        "n_batches": int(run.gradients.shape[1]), "schedule": "synthetic", "raw_schedule": "synthetic",
-        "shared_loss": False, "config": {"synthetic": True}, "layout": run.layout, "layers": run.layers,
+        "pinnlog_version": "test",
+        "torch_version": "none",
+        "device": "cpu",
+        "model": "synthetic MLP",
+        "optimizer": {
+            "name": "Adam" if run.exp_avg is not None else "SGD",
+            "hyperparameters": {"lr": 1e-3, "betas": list(BETAS), "eps": EPS},
+        },
+        "n_batches": int(run.gradients.shape[1]),
+        "schedule": "synthetic",
+        "raw_schedule": "synthetic",
+        "shared_loss": False,
+        "config": {"synthetic": True},
+        "layout": run.layout,
+        "layers": run.layers,
         "activation_layers": sorted(run.activations),
     }
     store = RunStore(path, attrs, overwrite=True)
     layout = run.layout
-    store.set_static("gradient_stats", {
-        "numel": np.asarray([e["numel"] for e in layout], dtype=np.int64),
-        "layer": np.asarray([e["layer"] for e in layout], dtype=np.int32),
-        "is_bias": np.asarray([e["is_bias"] for e in layout], dtype=bool),
-    })
+    store.set_static(
+        "gradient_stats",
+        {
+            "numel": np.asarray([e["numel"] for e in layout], dtype=np.int64),
+            "layer": np.asarray([e["layer"] for e in layout], dtype=np.int32),
+            "is_bias": np.asarray([e["is_bias"] for e in layout], dtype=bool),
+        },
+    )
     stats = gradient_stats_rows(run)
     raw_rows, probe_rows = set(run.raw_rows.tolist()), {r: i for i, r in enumerate(run.probe_rows.tolist())}
     previous = -1
     for row, step in enumerate(run.steps):
         span = slice(previous + 1, int(step) + 1)
-        store.append("scalars", {"step": run.scalar_steps[span], "loss": run.loss[span],
-                                 "test_error": run.test_error[span], "wall_time": run.scalar_steps[span] * 0.01})
+        store.append(
+            "scalars",
+            {
+                "step": run.scalar_steps[span],
+                "loss": run.loss[span],
+                "test_error": run.test_error[span],
+                "wall_time": run.scalar_steps[span] * 0.01,
+            },
+        )
         previous = int(step)
         store.append("gradient_stats", {k: v[row : row + 1] for k, v in stats.items()})
         one = np.asarray([step], dtype=np.int64)
@@ -190,9 +232,15 @@ def write_store(path, run: SyntheticRun, close: bool = True) -> Path:
             store.append("batch_gradients", {"step": one, "batch_gradients": run.gradients[row : row + 1]})
             store.append("weights", {"step": one, "weights": run.weights[row : row + 1]})
             if run.exp_avg is not None:
-                store.append("optimizer_state", {
-                    "step": one, "optimizer_step": run.optimizer_step[row : row + 1].astype(np.int64),
-                    "exp_avg": run.exp_avg[row : row + 1], "exp_avg_sq": run.exp_avg_sq[row : row + 1]})
+                store.append(
+                    "optimizer_state",
+                    {
+                        "step": one,
+                        "optimizer_step": run.optimizer_step[row : row + 1].astype(np.int64),
+                        "exp_avg": run.exp_avg[row : row + 1],
+                        "exp_avg_sq": run.exp_avg_sq[row : row + 1],
+                    },
+                )
         if row in probe_rows:
             i = probe_rows[row]
             if run.activations:
@@ -200,18 +248,39 @@ def write_store(path, run: SyntheticRun, close: bool = True) -> Path:
                 dims = {name: ("acapture", "probe", activation_dim(name)) for name in values}
                 store.append("activations", {"step": one, **values}, dims=dims)
             if run.residual is not None:
-                store.append("residuals", {"step": one, "residual": run.residual[i : i + 1],
-                                           "rba_weight": run.rba_weight[i : i + 1]})
+                store.append(
+                    "residuals", {"step": one, "residual": run.residual[i : i + 1], "rba_weight": run.rba_weight[i : i + 1]}
+                )
     if close:
         store.close()
     return Path(path) if not isinstance(path, str) or "://" not in path else path
 
 
-def build_store(tmp_path, *, n_steps=6, layers=(2, 8, 8, 1), seed=0, n_batches=4, raw=False, activations=False,
-                residuals=False, adam=True, close=True, name="run.zarr") -> Path:
+def build_store(
+    tmp_path,
+    *,
+    n_steps=6,
+    layers=(2, 8, 8, 1),
+    seed=0,
+    n_batches=4,
+    raw=False,
+    activations=False,
+    residuals=False,
+    adam=True,
+    close=True,
+    name="run.zarr",
+) -> Path:
     """Write a synthetic run under ``tmp_path`` and return the store's path (see the module docstring)."""
-    run = make_synthetic_run(n_steps=n_steps, layers=layers, seed=seed, n_batches=n_batches, raw=raw,
-                             activations=activations, residuals=residuals, adam=adam)
+    run = make_synthetic_run(
+        n_steps=n_steps,
+        layers=layers,
+        seed=seed,
+        n_batches=n_batches,
+        raw=raw,
+        activations=activations,
+        residuals=residuals,
+        adam=adam,
+    )
     return write_store(Path(tmp_path) / name, run, close=close)
 
 

@@ -44,8 +44,7 @@ def group_dataset(obj: xr.Dataset | xr.DataTree, name: str, required: Iterable[s
         ds = obj
     else:
         raise MetricArgumentError(
-            f"expected a run (open_run(...)) or its {name!r} Dataset, got {type(obj).__name__}; "
-            "pass run or run['" + name + "']"
+            f"expected a run (open_run(...)) or its {name!r} Dataset, got {type(obj).__name__}; pass run or run['" + name + "']"
         )
     option = GROUPS[name].option if name in GROUPS else "?"
     for var in required:
@@ -92,7 +91,9 @@ def _ratio_of_roots(numerator: np.ndarray, denominator: np.ndarray, what: str) -
     bad = ~np.isfinite(out)
     if bad.any():
         zero = bad & (denominator == 0)
-        reason = "zero denominator" if zero.all() else ("NaN or negative input" if not zero.any() else "zero denominator or NaN input")
+        reason = (
+            "zero denominator" if zero.all() else ("NaN or negative input" if not zero.any() else "zero denominator or NaN input")
+        )
         _warn_degenerate(what, int(bad.sum()), out.size, reason)
     return out
 

@@ -21,7 +21,7 @@ from pinnlog.analyzer.metrics._common import (
     layer_labels,
 )
 
-__all__ = ["mutual_information", "binarization", "bin_codes", "binned_entropy"]
+__all__ = ["bin_codes", "binarization", "binned_entropy", "mutual_information"]
 
 BINNINGS = ("relative", "fixed", "absolute")
 
@@ -99,8 +99,11 @@ def _entropy_per_capture(stack: np.ndarray, binning: str, bins: int, width: floa
     out = np.empty(flat.shape[0])
     for i, capture in enumerate(flat):
         if not np.isfinite(capture).all():
-            warnings.warn(f"mutual_information: {layer} has non-finite activations; its H(T) is NaN there",
-                          DegenerateMetricWarning, stacklevel=2)
+            warnings.warn(
+                f"mutual_information: {layer} has non-finite activations; its H(T) is NaN there",
+                DegenerateMetricWarning,
+                stacklevel=2,
+            )
             out[i] = np.nan
             continue
         out[i] = binned_entropy(bin_codes(capture, binning, bins, width))
@@ -118,8 +121,7 @@ def _binarized_share(stack: np.ndarray, bins: int, layer: str) -> np.ndarray:
         varying = span > 0  # constant neurons have no range to bin: left out of the share
         if not np.isfinite(a).all() or not varying.any():
             reason = "non-finite activations" if not np.isfinite(a).all() else "every neuron is constant"
-            warnings.warn(f"binarization: {layer} has {reason}; its share is NaN there",
-                          DegenerateMetricWarning, stacklevel=2)
+            warnings.warn(f"binarization: {layer} has {reason}; its share is NaN there", DegenerateMetricWarning, stacklevel=2)
             out[i] = np.nan
             continue
         pos = (a[:, varying] - lo[varying]) * (bins / span[varying])
@@ -193,8 +195,16 @@ def mutual_information(activations, *, binning: str = "relative", bins: int = 30
     _check_binning(binning, bins, width)
     ds = group_dataset(activations, "activations")
     out = _per_layer(ds, _entropy_per_capture, {"binning": binning, "bins": int(bins), "width": width})
-    return finish(out, "mutual_information", "Eq. 31", "mutual information I(X;T) = H(T)",
-                  units="bit", binning=binning, bins=int(bins), **({"width": float(width)} if width else {}))
+    return finish(
+        out,
+        "mutual_information",
+        "Eq. 31",
+        "mutual information I(X;T) = H(T)",
+        units="bit",
+        binning=binning,
+        bins=int(bins),
+        **({"width": float(width)} if width else {}),
+    )
 
 
 def binarization(activations, *, bins: int = 30) -> xr.DataArray:
@@ -226,5 +236,6 @@ def binarization(activations, *, bins: int = 30) -> xr.DataArray:
         raise MetricArgumentError(f"binarization needs bins >= 2 (a first and a last bin), got {bins!r}")
     ds = group_dataset(activations, "activations")
     out = _per_layer(ds, _binarized_share, {"bins": int(bins)})
-    return finish(out, "binarization", "Fig. 11(c, d)", "share of activations in a neuron's first or last bin",
-                  units="1", bins=int(bins))
+    return finish(
+        out, "binarization", "Fig. 11(c, d)", "share of activations in a neuron's first or last bin", units="1", bins=int(bins)
+    )

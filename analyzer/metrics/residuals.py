@@ -37,8 +37,13 @@ def residual_homogeneity(residuals) -> xr.Dataset:
     mean = magnitude.mean("sample", skipna=False)
     std = magnitude.std("sample", ddof=0, skipna=False)
     peak = magnitude.max("sample", skipna=False)
-    cv = finish(safe_divide(std, mean, "residual_homogeneity cv"), "cv", "Eq. 20",
-                "coefficient of variation of |residual| over samples")
-    ratio = finish(safe_divide(peak, mean, "residual_homogeneity max_over_mean"), "max_over_mean", "Eq. 20",
-                   "max |residual| / mean |residual|")
+    cv = finish(
+        safe_divide(std, mean, "residual_homogeneity cv"), "cv", "Eq. 20", "coefficient of variation of |residual| over samples"
+    )
+    ratio = finish(
+        safe_divide(peak, mean, "residual_homogeneity max_over_mean"),
+        "max_over_mean",
+        "Eq. 20",
+        "max |residual| / mean |residual|",
+    )
     return xr.Dataset({"cv": cv, "max_over_mean": ratio})

@@ -24,14 +24,14 @@ from pinnlog.analyzer.metrics._common import (
 )
 
 __all__ = [
-    "snr",
-    "srr_b",
-    "srr_c",
+    "check_consistency",
     "gradient_norms",
     "reductions_from_batch_gradients",
+    "snr",
     "snr_from_batch_gradients",
+    "srr_b",
     "srr_b_from_batch_gradients",
-    "check_consistency",
+    "srr_c",
 ]
 
 _STATS = "gradient_stats"
@@ -73,8 +73,9 @@ def gradient_norms(stats, *, per_layer: bool = False, include_bias: bool = False
         ("rms_norm", "sum_rms2", "norm of the batch-rms gradient"),
     ):
         norm = np.sqrt(summed_over_tensors(ds, var, idx, layers, per_layer))
-        out[name] = finish(norm, name, "Eq. 8" if name != "rms_norm" else "Eq. 17", long_name,
-                           selection=_selection_attr(include_bias))
+        out[name] = finish(
+            norm, name, "Eq. 8" if name != "rms_norm" else "Eq. 17", long_name, selection=_selection_attr(include_bias)
+        )
     return xr.Dataset(out)
 
 
@@ -109,8 +110,11 @@ def snr(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.Dat
     """
     ds = group_dataset(stats, _STATS, ("sum_mu2", "sum_sigma2"))
     idx, layers = tensor_selection(ds, include_bias)
-    ratio = ratio_of_roots(summed_over_tensors(ds, "sum_mu2", idx, layers, per_layer),
-                           summed_over_tensors(ds, "sum_sigma2", idx, layers, per_layer), "snr")
+    ratio = ratio_of_roots(
+        summed_over_tensors(ds, "sum_mu2", idx, layers, per_layer),
+        summed_over_tensors(ds, "sum_sigma2", idx, layers, per_layer),
+        "snr",
+    )
     return finish(ratio, "snr", "Eq. 8", "gradient signal-to-noise ratio", selection=_selection_attr(include_bias))
 
 
@@ -138,10 +142,14 @@ def srr_b(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.D
     """
     ds = group_dataset(stats, _STATS, ("sum_mu2", "sum_rms2"))
     idx, layers = tensor_selection(ds, include_bias)
-    ratio = ratio_of_roots(summed_over_tensors(ds, "sum_mu2", idx, layers, per_layer),
-                           summed_over_tensors(ds, "sum_rms2", idx, layers, per_layer), "srr_b")
-    return finish(ratio, "srr_b", "Eq. 17", "batch signal-to-rms ratio (gradient homogeneity)",
-                  selection=_selection_attr(include_bias))
+    ratio = ratio_of_roots(
+        summed_over_tensors(ds, "sum_mu2", idx, layers, per_layer),
+        summed_over_tensors(ds, "sum_rms2", idx, layers, per_layer),
+        "srr_b",
+    )
+    return finish(
+        ratio, "srr_b", "Eq. 17", "batch signal-to-rms ratio (gradient homogeneity)", selection=_selection_attr(include_bias)
+    )
 
 
 def srr_c(stats, *, per_layer: bool = False, include_bias: bool = True) -> xr.DataArray:
@@ -173,8 +181,11 @@ def srr_c(stats, *, per_layer: bool = False, include_bias: bool = True) -> xr.Da
                 f"this run has no {var!r}: SRR_C needs Adam's moments, recorded when the optimizer is Adam or AdamW"
             )
     idx, layers = tensor_selection(ds, include_bias)
-    ratio = ratio_of_roots(summed_over_tensors(ds, "sum_m_hat2", idx, layers, per_layer),
-                           summed_over_tensors(ds, "sum_adam_denom2", idx, layers, per_layer), "srr_c")
+    ratio = ratio_of_roots(
+        summed_over_tensors(ds, "sum_m_hat2", idx, layers, per_layer),
+        summed_over_tensors(ds, "sum_adam_denom2", idx, layers, per_layer),
+        "srr_c",
+    )
     return finish(ratio, "srr_c", "Eq. 13", "Adam step-wise signal-to-rms ratio", selection=_selection_attr(include_bias))
 
 
@@ -274,10 +285,7 @@ def reductions_from_batch_gradients(batch_gradients, layout: Sequence[Mapping] |
         sums = _block_sums(np.asarray(data), lay["tensor_of_param"], n_tensors)
     step = grads["step"].values
     out = xr.Dataset(
-        {
-            name: (("step", "tensor"), sums[:, j, :])
-            for j, name in enumerate(("sum_mu2", "sum_sigma2", "sum_rms2"))
-        },
+        {name: (("step", "tensor"), sums[:, j, :]) for j, name in enumerate(("sum_mu2", "sum_sigma2", "sum_rms2"))},
         coords={"step": ("step", step)},
         attrs={k: v for k, v in ds.attrs.items() if k in ("layers", "layout")},
     )

@@ -32,5 +32,10 @@ def weight_norm(stats, *, include_bias: bool = False) -> xr.DataArray:
     ds = group_dataset(stats, "gradient_stats", ("sum_w2",))
     idx, layers = tensor_selection(ds, include_bias)
     norm = np.sqrt(summed_over_tensors(ds, "sum_w2", idx, layers, per_layer=True))
-    return finish(norm, "weight_norm", "Fig. 11(e, f)", "weight norm per layer",
-                  selection="weights and biases" if include_bias else "weights only")
+    return finish(
+        norm,
+        "weight_norm",
+        "Fig. 11(e, f)",
+        "weight norm per layer",
+        selection="weights and biases" if include_bias else "weights only",
+    )

@@ -17,13 +17,13 @@ from pinnlog.analyzer.phases.labels import DIFFUSION, FITTING, TOTAL_DIFFUSION, 
 from pinnlog.analyzer.phases.table import Phase, PhaseTable
 
 __all__ = [
-    "detect_phases",
+    "DIFFUSION",
+    "FITTING",
+    "TOTAL_DIFFUSION",
+    "Phase",
+    "PhaseDetectionError",
     "PhaseDetector",
     "PhaseTable",
-    "Phase",
+    "detect_phases",
     "label_segments",
-    "PhaseDetectionError",
-    "FITTING",
-    "DIFFUSION",
-    "TOTAL_DIFFUSION",
 ]

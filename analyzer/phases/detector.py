@@ -19,7 +19,7 @@ import xarray as xr
 from pinnlog.analyzer.errors import PinnlogError
 from pinnlog.analyzer.phases.table import Phase
 
-__all__ = ["PhaseDetector", "PhaseDetectionError"]
+__all__ = ["PhaseDetectionError", "PhaseDetector"]
 
 #: Costs built in: squared error of a constant ("l2") or of a line in log10 step ("linear") per segment.
 DEGREES = {"l2": 1, "linear": 2}
@@ -155,7 +155,7 @@ class PhaseDetector:
         self.penalty, self.refine = penalty, refine
 
     # -- fit -----------------------------------------------------------------------------------
-    def fit(self, signal, steps=None) -> "PhaseDetector":
+    def fit(self, signal, steps=None) -> PhaseDetector:
         """Grid the curve, estimate its noise and the penalty (the costly part; ``predict`` is cheap).
 
         Samples with a step <= 0 (log10 undefined: step 0 of a test-error log) are skipped; so are

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["label_segments", "FITTING", "DIFFUSION", "TOTAL_DIFFUSION", "SRR_B_REGIME"]
+__all__ = ["DIFFUSION", "FITTING", "SRR_B_REGIME", "TOTAL_DIFFUSION", "label_segments"]
 
 FITTING, DIFFUSION, TOTAL_DIFFUSION = "fitting", "diffusion", "total diffusion"
 SRR_B_REGIME = 2**-0.5  # SNR = 1 <=> SRR_B = 1/sqrt(2) (Eq. 17)

@@ -34,7 +34,7 @@ class Phase:
     @classmethod
     def from_samples(
         cls, label: str, steps: np.ndarray, log_steps: np.ndarray, log_values: np.ndarray, weights: np.ndarray | None = None
-    ) -> "Phase":
+    ) -> Phase:
         """Statistics of the raw samples of one phase: weighted median of the values and weighted
         least-squares slope of log10 value vs log10 step (equal weights by default)."""
         w = np.ones(steps.size) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -51,7 +51,7 @@ class Phase:
     def median_log(self) -> float:
         return math.log10(self.median) if self.median > 0 else float("-inf")
 
-    def with_label(self, label: str) -> "Phase":
+    def with_label(self, label: str) -> Phase:
         return replace(self, label=label)
 
 
@@ -135,8 +135,13 @@ class PhaseTable:
     def __str__(self) -> str:
         head = ("phase", "first step", "last step", f"median {self.name}", "slope")
         rows = [
-            (p.label, f"{p.first_step:,}", f"{p.last_step:,}", f"{p.median:.3g}",
-             "nan" if math.isnan(p.slope) else f"{p.slope:+.2f}")
+            (
+                p.label,
+                f"{p.first_step:,}",
+                f"{p.last_step:,}",
+                f"{p.median:.3g}",
+                "nan" if math.isnan(p.slope) else f"{p.slope:+.2f}",
+            )
             for p in self.phases
         ]
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]

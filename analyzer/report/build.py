@@ -29,13 +29,13 @@ from pinnlog.analyzer.report.html import render_report
 from pinnlog.analyzer.scheduler import SchedulerError, dask_scheduler
 
 __all__ = [
-    "DEFAULT_THRESHOLDS",
     "DEFAULT_SMOOTH",
+    "DEFAULT_THRESHOLDS",
+    "NothingToReportError",
     "Report",
     "ReportArgumentError",
     "ReportOutputError",
     "SchedulerError",
-    "NothingToReportError",
     "analyze_run",
     "compare_runs",
     "default_out_dir",
@@ -129,8 +129,7 @@ def lazy_metrics(run: xr.DataTree, smooth: int) -> tuple[dict[str, Any], dict[st
         "loss": lambda: require_group(run, "scalars", "loss")["loss"],
         "loss_terms": lambda: _loss_terms(run),
         "residual": lambda: _snapshots(require_group(run, "residuals", "residual")["residual"], RESIDUAL_SNAPSHOTS),
-        "rba_weight": lambda: _snapshots(require_group(run, "residuals", "rba_weight")["rba_weight"],
-                                         RESIDUAL_SNAPSHOTS),
+        "rba_weight": lambda: _snapshots(require_group(run, "residuals", "rba_weight")["rba_weight"], RESIDUAL_SNAPSHOTS),
     }
     for name, recipe in recipes.items():
         try:
@@ -241,8 +240,16 @@ def _check_options(smooth: int | None, thresholds: Sequence[float]) -> None:
         raise ReportArgumentError(f"--threshold must be a positive test error such as 0.1 (10%), got {list(thresholds)!r}")
 
 
-def _report(paths: Sequence[str | os.PathLike], labels: Sequence[str], out_dir: str | os.PathLike, *, smooth: int | None,
-            thresholds: Sequence[float], scheduler: str | None, progress: ProgressCallback | None) -> Report:
+def _report(
+    paths: Sequence[str | os.PathLike],
+    labels: Sequence[str],
+    out_dir: str | os.PathLike,
+    *,
+    smooth: int | None,
+    thresholds: Sequence[float],
+    scheduler: str | None,
+    progress: ProgressCallback | None,
+) -> Report:
     from pinnlog.analyzer import metrics as M
     from pinnlog.analyzer.phases import detect_phases
 
@@ -255,8 +262,10 @@ def _report(paths: Sequence[str | os.PathLike], labels: Sequence[str], out_dir: 
     for label, path, run in zip(labels, paths, runs, strict=True):
         values, missing = lazy_metrics(run, smooth)
         if not any(not k.endswith("_smooth") for k in values):
-            raise NothingToReportError(f"{path} holds none of the data a report draws; record gradient statistics "
-                                       "(Recorder(schedule=...)) or rec.step(step, loss=..., test_error=...)")
+            raise NothingToReportError(
+                f"{path} holds none of the data a report draws; record gradient statistics "
+                "(Recorder(schedule=...)) or rec.step(step, loss=..., test_error=...)"
+            )
         attrs = dict(run.attrs)
         recorded = {name: int(run[name].to_dataset().sizes.get("step", 0)) for name in run.children}
         results.append(RunResult(label, str(path), attrs, recorded, missing=missing, smooth=smooth))
@@ -277,14 +286,29 @@ def _report(paths: Sequence[str | os.PathLike], labels: Sequence[str], out_dir: 
         error = result.values.get("test_error")
         result.steps_to_error = {t: (None if error is None else M.steps_to_error(error, t)) for t in thresholds}
     figures, pngs, skipped = draw_figures(results, out, progress)
-    run_docs = [S.run_summary(label=r.label, path=r.path, attrs=r.attrs, recorded=r.recorded, values=r.values,
-                              phases=r.phases, phases_note=r.phases_note, steps_to_error=r.steps_to_error)
-                for r in results]
+    run_docs = [
+        S.run_summary(
+            label=r.label,
+            path=r.path,
+            attrs=r.attrs,
+            recorded=r.recorded,
+            values=r.values,
+            phases=r.phases,
+            phases_note=r.phases_note,
+            steps_to_error=r.steps_to_error,
+        )
+        for r in results
+    ]
     kind = "analyze" if len(results) == 1 else "compare"
     document = S.summary_document(
-        kind, run_docs, options={"smooth": int(smooth), "thresholds": thresholds, "scheduler": scheduler},
+        kind,
+        run_docs,
+        options={"smooth": int(smooth), "thresholds": thresholds, "scheduler": scheduler},
         comparison_=S.comparison(run_docs, thresholds) if kind == "compare" else None,
-        figures=figures, skipped=skipped, warnings=notes)
+        figures=figures,
+        skipped=skipped,
+        warnings=notes,
+    )
     summary_path = out / "summary.json"
     summary_path.write_text(S.to_json(document), encoding="utf-8")
     html_path = out / "report.html"
@@ -294,9 +318,16 @@ def _report(paths: Sequence[str | os.PathLike], labels: Sequence[str], out_dir: 
     return Report(out, html_path, summary_path, document, [out / f["png"] for f in figures])
 
 
-def analyze_run(path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, smooth: int | None = DEFAULT_SMOOTH,
-                thresholds: Sequence[float] = DEFAULT_THRESHOLDS, scheduler: str | None = None,
-                label: str | None = None, progress: ProgressCallback | None = None) -> Report:
+def analyze_run(
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    smooth: int | None = DEFAULT_SMOOTH,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    scheduler: str | None = None,
+    label: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> Report:
     """Write the report of one run: ``report.html``, ``summary.json``, one PNG + SVG per figure.
 
     Parameters
@@ -324,14 +355,27 @@ def analyze_run(path: str | os.PathLike, out_dir: str | os.PathLike | None = Non
     """
     _check_options(smooth, thresholds)
     label = run_label(path) if label is None else str(label)
-    return _report([path], [label], out_dir if out_dir is not None else default_out_dir(path), smooth=smooth,
-                   thresholds=thresholds, scheduler=scheduler, progress=progress)
+    return _report(
+        [path],
+        [label],
+        out_dir if out_dir is not None else default_out_dir(path),
+        smooth=smooth,
+        thresholds=thresholds,
+        scheduler=scheduler,
+        progress=progress,
+    )
 
 
-def compare_runs(paths: Sequence[str | os.PathLike], labels: Sequence[str] | None = None,
-                 out_dir: str | os.PathLike | None = None, *, smooth: int | None = DEFAULT_SMOOTH,
-                 thresholds: Sequence[float] = DEFAULT_THRESHOLDS, scheduler: str | None = None,
-                 progress: ProgressCallback | None = None) -> Report:
+def compare_runs(
+    paths: Sequence[str | os.PathLike],
+    labels: Sequence[str] | None = None,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    smooth: int | None = DEFAULT_SMOOTH,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    scheduler: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> Report:
     """Write one report overlaying two or more runs (one colour each) with the ratios between them.
 
     The first run is the reference: ``summary.json``'s ``comparison`` gives every other run's speed-up
@@ -355,5 +399,4 @@ def compare_runs(paths: Sequence[str | os.PathLike], labels: Sequence[str] | Non
     if out_dir is None:
         first = default_out_dir(paths[0])
         out_dir = first.with_name("_vs_".join(run_label(p) for p in paths)[:120] + "_report")
-    return _report(paths, labels, out_dir, smooth=smooth, thresholds=thresholds, scheduler=scheduler,
-                   progress=progress)
+    return _report(paths, labels, out_dir, smooth=smooth, thresholds=thresholds, scheduler=scheduler, progress=progress)

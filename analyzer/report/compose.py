@@ -18,7 +18,7 @@ from pinnlog.analyzer.report import figures as F
 from pinnlog.analyzer.report import figures_residuals as R
 from pinnlog.analyzer.report.figures_compare import plot_layers_overlay, plot_steps_to_error
 
-__all__ = ["RunResult", "Drawn", "Skipped", "FIGURES", "compose_figures"]
+__all__ = ["FIGURES", "Drawn", "RunResult", "Skipped", "compose_figures"]
 
 
 @dataclass
@@ -60,23 +60,37 @@ class Skipped:
 
 #: name -> (title, caption). The order is the order in the report.
 FIGURES: dict[str, tuple[str, str]] = {
-    "snr": ("Gradient SNR", "Whole-net SNR = ‖μ‖/‖σ‖ over the batch gradients (Eq 8; paper Fig 6-8) with the "
-            "norms of their mean and std (Fig A14); phases shaded; SNR = 1 separates the deterministic "
-            "(above) from the stochastic regime."),
+    "snr": (
+        "Gradient SNR",
+        "Whole-net SNR = ‖μ‖/‖σ‖ over the batch gradients (Eq 8; paper Fig 6-8) with the "
+        "norms of their mean and std (Fig A14); phases shaded; SNR = 1 separates the deterministic "
+        "(above) from the stochastic regime.",
+    ),
     "snr_per_layer": ("SNR per layer", "SNR of each layer's weight matrix (paper Fig A13)."),
-    "srr": ("SRR_B, SRR_C and test error", "Batch homogeneity SRR_B (Eq 17) and Adam's step-wise ratio SRR_C "
-            "(Eq 13) with the relative L2 test error on the right axis (paper Fig 10)."),
-    "mutual_information": ("Mutual information per layer", "I(X;T) = H(T) of each layer's binned activations on the "
-                           "probe inputs (Eq 31, relative binning; paper Fig 11 a-b)."),
-    "binarization": ("Binarization per layer", "Share of activations in the extreme bins of each neuron's range "
-                     "(paper Fig 11 c-d)."),
+    "srr": (
+        "SRR_B, SRR_C and test error",
+        "Batch homogeneity SRR_B (Eq 17) and Adam's step-wise ratio SRR_C "
+        "(Eq 13) with the relative L2 test error on the right axis (paper Fig 10).",
+    ),
+    "mutual_information": (
+        "Mutual information per layer",
+        "I(X;T) = H(T) of each layer's binned activations on the probe inputs (Eq 31, relative binning; paper Fig 11 a-b).",
+    ),
+    "binarization": (
+        "Binarization per layer",
+        "Share of activations in the extreme bins of each neuron's range (paper Fig 11 c-d).",
+    ),
     "weight_norms": ("Weight norm per layer", "‖θ_l‖ of each layer's weights (paper Fig 11 e-f)."),
-    "loss": ("Loss and test error", "Training loss and relative L2 test error; dotted lines mark the error "
-             "thresholds."),
-    "residuals": ("Residuals", "Distribution of |residual| over the collocation points, their dispersion over "
-                  "time (1 = homogeneous, Eq 20) and the RBA weights λ (Eq 28) when recorded."),
-    "steps_to_error": ("Steps to reach a test error", "First step at which each run's relative L2 test error is at "
-                       "or below each threshold."),
+    "loss": ("Loss and test error", "Training loss and relative L2 test error; dotted lines mark the error thresholds."),
+    "residuals": (
+        "Residuals",
+        "Distribution of |residual| over the collocation points, their dispersion over "
+        "time (1 = homogeneous, Eq 20) and the RBA weights λ (Eq 28) when recorded.",
+    ),
+    "steps_to_error": (
+        "Steps to reach a test error",
+        "First step at which each run's relative L2 test error is at or below each threshold.",
+    ),
 }
 
 
@@ -101,8 +115,7 @@ def _raw(r: RunResult, name: str) -> Any:
 
 
 def _notes(runs: Sequence[RunResult], name: str, what: str, single: bool) -> list[str]:
-    return [f"{what} not drawn{'' if single else ' for ' + r.label}: {r.why_missing(name)}"
-            for r in runs if name not in r.values]
+    return [f"{what} not drawn{'' if single else ' for ' + r.label}: {r.why_missing(name)}" for r in runs if name not in r.values]
 
 
 def _phases(runs: Sequence[RunResult], single: bool) -> Any:
@@ -142,9 +155,14 @@ def _srr(runs, single, colors) -> Drawn | Skipped:
     if not _have(runs, "srr_b"):
         return _skip(runs, "srr", "srr_b", single)
     fig, axes = F.new_figure(1, 1, width=7.5, height=4.5)
-    F.plot_srr(_arg(runs, "srr_b", single, _drawn), _arg(runs, "srr_c", single, _drawn),
-               test_error=_arg(runs, "test_error", single, _raw), phases=_phases(runs, single), ax=axes[0, 0],
-               colors=colors)
+    F.plot_srr(
+        _arg(runs, "srr_b", single, _drawn),
+        _arg(runs, "srr_c", single, _drawn),
+        test_error=_arg(runs, "test_error", single, _raw),
+        phases=_phases(runs, single),
+        ax=axes[0, 0],
+        colors=colors,
+    )
     notes = _notes(runs, "srr_c", "SRR_C", single) + _notes(runs, "test_error", "test error", single)
     return Drawn("srr", FIGURES["srr"][0], fig, notes)
 
@@ -157,8 +175,14 @@ def _per_layer(name: str, figure: str, plot: Callable, ylabel: str, logy: bool, 
             fig, axes = F.new_figure(1, 1, width=7.5, height=4.5)
             plot(runs[0].drawn(name), phases=runs[0].phases, ax=axes[0, 0])
         else:
-            fig = plot_layers_overlay(_arg(runs, name, False, _drawn), ylabel=ylabel, logy=logy,
-                                      phases=_phases(runs, False), colors=colors, percent=percent)
+            fig = plot_layers_overlay(
+                _arg(runs, name, False, _drawn),
+                ylabel=ylabel,
+                logy=logy,
+                phases=_phases(runs, False),
+                colors=colors,
+                percent=percent,
+            )
         return Drawn(figure, FIGURES[figure][0], fig, [] if single else _notes(runs, name, FIGURES[figure][0], False))
 
     return compose
@@ -171,8 +195,9 @@ def _loss(runs, single, colors) -> Drawn | Skipped:
     phases = _phases(runs, single)
     thresholds = tuple(runs[0].steps_to_error)
     terms = runs[0].values.get("loss_terms") if single else None
-    for i, (name, plot, kwargs) in enumerate((("loss", F.plot_loss, {"terms": terms}),
-                                             ("test_error", F.plot_test_error, {"thresholds": thresholds}))):
+    for i, (name, plot, kwargs) in enumerate(
+        (("loss", F.plot_loss, {"terms": terms}), ("test_error", F.plot_test_error, {"thresholds": thresholds}))
+    ):
         if _have(runs, name):
             plot(_arg(runs, name, single, _raw), phases=phases, ax=axes[0, i], colors=colors, **kwargs)
             axes[0, i].set_title(f"{'ab'[i]}) {name.replace('_', ' ')}", loc="left", fontsize="medium")
@@ -190,13 +215,13 @@ def _residuals(runs, single, colors) -> Drawn | Skipped:
     final = (lambda r, name: r.values[name]) if single else (lambda r, name: r.values[name].isel(step=-1))
     if _have(runs, "residual"):
         R.plot_residual_distribution(_arg(runs, "residual", single, final), ax=axes[0, 0], colors=colors)
-        axes[0, 0].set_title("a) |residual|" + ("" if single else " at each run's last capture"), loc="left",
-                             fontsize="medium")
+        axes[0, 0].set_title("a) |residual|" + ("" if single else " at each run's last capture"), loc="left", fontsize="medium")
     else:
         axes[0, 0].set_visible(False)
     if _have(runs, "residual_homogeneity"):
-        R.plot_homogeneity(_arg(runs, "residual_homogeneity", single, _raw), phases=_phases(runs, single),
-                           ax=axes[0, 1], colors=colors)
+        R.plot_homogeneity(
+            _arg(runs, "residual_homogeneity", single, _raw), phases=_phases(runs, single), ax=axes[0, 1], colors=colors
+        )
         axes[0, 1].set_title("b) dispersion of |residual|", loc="left", fontsize="medium")
     else:
         axes[0, 1].set_visible(False)
@@ -221,10 +246,10 @@ COMPOSERS: dict[str, Callable] = {
     "snr": _snr,
     "snr_per_layer": _per_layer("snr_per_layer", "snr_per_layer", F.plot_snr_per_layer, "SNR", True),
     "srr": _srr,
-    "mutual_information": _per_layer("mutual_information", "mutual_information", F.plot_mutual_information,
-                                     "I(X;T) [bits]", False),
-    "binarization": _per_layer("binarization", "binarization", F.plot_binarization, "binary activations", False,
-                               percent=True),
+    "mutual_information": _per_layer(
+        "mutual_information", "mutual_information", F.plot_mutual_information, "I(X;T) [bits]", False
+    ),
+    "binarization": _per_layer("binarization", "binarization", F.plot_binarization, "binary activations", False, percent=True),
     "weight_norms": _per_layer("weight_norm", "weight_norms", F.plot_weight_norms, "‖θ_l‖", False),
     "loss": _loss,
     "residuals": _residuals,
@@ -241,4 +266,3 @@ def compose_figures(runs: Sequence[RunResult]) -> Iterator[Drawn | Skipped]:
             result = COMPOSERS[name](runs, single, colors)
         if result is not None:
             yield result
-

@@ -41,8 +41,13 @@ def write_figure(drawn: Drawn, out: Path) -> tuple[dict, bytes]:
     (out / f"{drawn.name}.png").write_bytes(png)
     drawn.figure.set_layout_engine("none")  # keep the layout the PNG got: the SVG is the same figure, sooner
     drawn.figure.savefig(out / f"{drawn.name}.svg", format="svg")
-    entry = {"name": drawn.name, "title": drawn.title, "png": f"{drawn.name}.png", "svg": f"{drawn.name}.svg",
-             "notes": list(drawn.notes)}
+    entry = {
+        "name": drawn.name,
+        "title": drawn.title,
+        "png": f"{drawn.name}.png",
+        "svg": f"{drawn.name}.svg",
+        "notes": list(drawn.notes),
+    }
     return entry, png
 
 
@@ -58,8 +63,9 @@ def _draw_one(runs: Sequence[RunResult], name: str, out: Path) -> tuple[dict | N
     return entry, png, None
 
 
-def draw_figures(runs: Sequence[RunResult], out: Path, progress: Callable[[str, int, int], None],
-                 *, processes: int | None = None) -> tuple[list[dict], dict[str, bytes], list[dict]]:
+def draw_figures(
+    runs: Sequence[RunResult], out: Path, progress: Callable[[str, int, int], None], *, processes: int | None = None
+) -> tuple[list[dict], dict[str, bytes], list[dict]]:
     """Draw every figure of :data:`FIGURES` the runs allow and write it to ``out``.
 
     Returns the ``figures`` entries and ``skipped`` entries of ``summary.json`` (report order) and

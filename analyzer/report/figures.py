@@ -29,18 +29,18 @@ from matplotlib.transforms import blended_transform_factory
 __all__ = [
     "figure_style",
     "new_figure",
+    "plot_binarization",
+    "plot_gradient_norms",
+    "plot_loss",
+    "plot_mutual_information",
+    "plot_per_layer",
+    "plot_snr",
+    "plot_snr_per_layer",
+    "plot_srr",
+    "plot_test_error",
+    "plot_weight_norms",
     "run_colors",
     "shade_phases",
-    "plot_snr",
-    "plot_gradient_norms",
-    "plot_srr",
-    "plot_loss",
-    "plot_test_error",
-    "plot_per_layer",
-    "plot_snr_per_layer",
-    "plot_mutual_information",
-    "plot_binarization",
-    "plot_weight_norms",
 ]
 
 #: Shading of the paper's three phases (anything else the detector returns gets a grey).
@@ -135,8 +135,7 @@ def _log_axes(ax: Axes, *, logy: bool = True) -> None:
     ax.set_xlabel("step")
     steps, _ = _log_points(ax, positive_y=False)
     if steps.size == 0:
-        ax.text(0.5, 0.5, "no value at a step > 0 to draw", transform=ax.transAxes, ha="center", va="center",
-                color="0.4")
+        ax.text(0.5, 0.5, "no value at a step > 0 to draw", transform=ax.transAxes, ha="center", va="center", color="0.4")
         return
     ax.set_xscale("log")
     if steps.max() >= 100 * steps.min():
@@ -152,7 +151,7 @@ def _log_axes(ax: Axes, *, logy: bool = True) -> None:
 
 
 def _legend(ax: Axes, **kwargs) -> None:
-    handles, labels = ax.get_legend_handles_labels()
+    handles, _labels = ax.get_legend_handles_labels()
     if handles:
         ax.legend(fontsize="small", **kwargs)
 
@@ -184,8 +183,17 @@ def shade_phases(ax: Axes, phases: Any, *, colors: Mapping[str, Any] | None = No
                 if not low <= phase.first_step <= high:
                     continue
                 ax.axvline(phase.first_step, color=colors.get(run, "0.3"), ls="--", lw=1.0, alpha=0.9)
-                ax.text(phase.first_step, 0.02, plain(phase.label), transform=to_axes, rotation=90,
-                        ha="right", va="bottom", fontsize="x-small", color=colors.get(run, "0.3"))
+                ax.text(
+                    phase.first_step,
+                    0.02,
+                    plain(phase.label),
+                    transform=to_axes,
+                    rotation=90,
+                    ha="right",
+                    va="bottom",
+                    fontsize="x-small",
+                    color=colors.get(run, "0.3"),
+                )
     else:
         table = _phase_list(phases)
         for i, phase in enumerate(table):
@@ -199,8 +207,18 @@ def shade_phases(ax: Axes, phases: Any, *, colors: Mapping[str, Any] | None = No
             if i > 0 and start == float(phase.first_step):
                 ax.axvline(start, color=color, ls="--", lw=1.0, zorder=1)
             middle = np.sqrt(start * end)  # the middle of the span on a log axis
-            ax.text(middle, 0.98, plain(phase.label), transform=to_axes, ha="center", va="top",
-                    fontsize="small", color=color, fontweight="bold", clip_on=True)
+            ax.text(
+                middle,
+                0.98,
+                plain(phase.label),
+                transform=to_axes,
+                ha="center",
+                va="top",
+                fontsize="small",
+                color=color,
+                fontweight="bold",
+                clip_on=True,
+            )
     if xlim is not None:
         ax.set_xlim(xlim)
 
@@ -208,8 +226,9 @@ def shade_phases(ax: Axes, phases: Any, *, colors: Mapping[str, Any] | None = No
 # -- whole-net gradient statistics (Fig 6-8, 10, A14) ---------------------------------------------------
 
 
-def plot_snr(snr: Series, *, raw: Series | None = None, phases: Any = None, ax: Axes | None = None,
-             colors: Mapping[str, Any] | None = None) -> Axes:
+def plot_snr(
+    snr: Series, *, raw: Series | None = None, phases: Any = None, ax: Axes | None = None, colors: Mapping[str, Any] | None = None
+) -> Axes:
     """Whole-net SNR (Eq 8) against step, log-log, with the SNR = 1 regime boundary.
 
     ``snr`` is drawn solid (pass the smoothed curve); ``raw``, when given, is drawn faintly behind it.
@@ -233,8 +252,13 @@ def plot_snr(snr: Series, *, raw: Series | None = None, phases: Any = None, ax: 
     return ax
 
 
-def plot_gradient_norms(norms: xr.Dataset | Mapping[str, xr.Dataset], *, phases: Any = None,
-                        ax: Axes | None = None, colors: Mapping[str, Any] | None = None) -> Axes:
+def plot_gradient_norms(
+    norms: xr.Dataset | Mapping[str, xr.Dataset],
+    *,
+    phases: Any = None,
+    ax: Axes | None = None,
+    colors: Mapping[str, Any] | None = None,
+) -> Axes:
     """Norms of the batch mean ‖μ‖ (solid) and batch std ‖σ‖ (dashed) of the gradient (Fig A14)."""
     ax = _ax(ax)
     runs, single = _runs(norms, "gradient")
@@ -251,8 +275,15 @@ def plot_gradient_norms(norms: xr.Dataset | Mapping[str, xr.Dataset], *, phases:
     return ax
 
 
-def plot_srr(srr_b: Series, srr_c: Series | None = None, *, test_error: Series | None = None, phases: Any = None,
-             ax: Axes | None = None, colors: Mapping[str, Any] | None = None) -> Axes:
+def plot_srr(
+    srr_b: Series,
+    srr_c: Series | None = None,
+    *,
+    test_error: Series | None = None,
+    phases: Any = None,
+    ax: Axes | None = None,
+    colors: Mapping[str, Any] | None = None,
+) -> Axes:
     """SRR_B (Eq 17, solid) and SRR_C (Eq 13, dashed) with the test error on a right-hand axis (dotted)."""
     ax = _ax(ax)
     runs_b, single = _runs(srr_b, "SRR_B")
@@ -275,8 +306,7 @@ def plot_srr(srr_b: Series, srr_c: Series | None = None, *, test_error: Series |
         for label in runs_b:
             e = pick(errors, label)
             if e is not None:
-                _line(right, e, color="0.25" if single else colors[label], lw=1.1, ls=":",
-                      label=f"{prefix(label)}test error")
+                _line(right, e, color="0.25" if single else colors[label], lw=1.1, ls=":", label=f"{prefix(label)}test error")
         _, values = _log_points(right, positive_y=True)
         if values.size:
             right.set_yscale("log")
@@ -294,8 +324,14 @@ def plot_srr(srr_b: Series, srr_c: Series | None = None, *, test_error: Series |
 # -- loss and error ---------------------------------------------------------------------------------------
 
 
-def plot_loss(loss: Series, *, terms: xr.Dataset | None = None, phases: Any = None, ax: Axes | None = None,
-              colors: Mapping[str, Any] | None = None) -> Axes:
+def plot_loss(
+    loss: Series,
+    *,
+    terms: xr.Dataset | None = None,
+    phases: Any = None,
+    ax: Axes | None = None,
+    colors: Mapping[str, Any] | None = None,
+) -> Axes:
     """Training loss against step, log-log; for one run, the loss terms in ``terms`` (thin, dashed)."""
     ax = _ax(ax)
     runs, single = _runs(loss, "loss")
@@ -314,8 +350,14 @@ def plot_loss(loss: Series, *, terms: xr.Dataset | None = None, phases: Any = No
     return ax
 
 
-def plot_test_error(test_error: Series, *, thresholds: Sequence[float] = (0.1, 0.05, 0.01), phases: Any = None,
-                    ax: Axes | None = None, colors: Mapping[str, Any] | None = None) -> Axes:
+def plot_test_error(
+    test_error: Series,
+    *,
+    thresholds: Sequence[float] = (0.1, 0.05, 0.01),
+    phases: Any = None,
+    ax: Axes | None = None,
+    colors: Mapping[str, Any] | None = None,
+) -> Axes:
     """Relative L2 test error against step, log-log, with the error thresholds as dotted lines."""
     ax = _ax(ax)
     runs, single = _runs(test_error, "test error")
@@ -325,8 +367,7 @@ def plot_test_error(test_error: Series, *, thresholds: Sequence[float] = (0.1, 0
     to_axes = blended_transform_factory(ax.transAxes, ax.transData)
     for threshold in thresholds:
         ax.axhline(threshold, color="0.5", ls=":", lw=0.9)
-        ax.text(1.0, threshold, f"{threshold:.0%} ", transform=to_axes, ha="right", va="bottom",
-                fontsize="x-small", color="0.35")
+        ax.text(1.0, threshold, f"{threshold:.0%} ", transform=to_axes, ha="right", va="bottom", fontsize="x-small", color="0.35")
     _log_axes(ax)
     ax.set_ylabel("relative L2 test error")
     shade_phases(ax, phases, colors=colors)
@@ -345,8 +386,9 @@ def layer_labels(values: xr.DataArray) -> list[str]:
     return [f"layer {v}" for v in np.asarray(values["layer"].values)]
 
 
-def plot_per_layer(values: xr.DataArray, *, ylabel: str, logy: bool = True, phases: Any = None,
-                   ax: Axes | None = None, percent: bool = False) -> Axes:
+def plot_per_layer(
+    values: xr.DataArray, *, ylabel: str, logy: bool = True, phases: Any = None, ax: Axes | None = None, percent: bool = False
+) -> Axes:
     """One line per layer of a ``(step, layer)`` metric, coloured from shallow (light) to deep (dark)."""
     ax = _ax(ax)
     names = layer_labels(values)

@@ -31,8 +31,16 @@ from pinnlog.analyzer.report.summary import threshold_name
 __all__ = ["plot_layers_overlay", "plot_steps_to_error"]
 
 
-def plot_layers_overlay(values: Mapping[str, xr.DataArray], *, ylabel: str, logy: bool = True, phases: Any = None,
-                        colors: Mapping[str, Any] | None = None, percent: bool = False, max_cols: int = 4) -> Figure:
+def plot_layers_overlay(
+    values: Mapping[str, xr.DataArray],
+    *,
+    ylabel: str,
+    logy: bool = True,
+    phases: Any = None,
+    colors: Mapping[str, Any] | None = None,
+    percent: bool = False,
+    max_cols: int = 4,
+) -> Figure:
     """One panel per layer of a ``(step, layer)`` metric, each run in its own colour.
 
     Layers are matched by position (``layer`` index); a run with fewer layers leaves the extra panels to
@@ -66,8 +74,9 @@ def plot_layers_overlay(values: Mapping[str, xr.DataArray], *, ylabel: str, logy
     return fig
 
 
-def plot_steps_to_error(steps: Mapping[str, Mapping[float, int | None]], *, ax: Axes | None = None,
-                        colors: Mapping[str, Any] | None = None) -> Axes:
+def plot_steps_to_error(
+    steps: Mapping[str, Mapping[float, int | None]], *, ax: Axes | None = None, colors: Mapping[str, Any] | None = None
+) -> Axes:
     """Grouped bars: the first step at which each run's test error is at or below each threshold.
 
     ``steps`` is ``{run label: {threshold: step or None}}``; a threshold a run never reached gets no bar
@@ -85,15 +94,36 @@ def plot_steps_to_error(steps: Mapping[str, Mapping[float, int | None]], *, ax: 
         x = np.arange(len(thresholds)) + (j - (len(labels) - 1) / 2) * width
         heights = [per_run.get(t) for t in thresholds]
         shown = [h if h else np.nan for h in heights]
-        bars = ax.bar(x, [h - floor if np.isfinite(h) else 0 for h in shown], width * 0.95, bottom=floor,
-                      color=colors[label], label=plain(label))
+        bars = ax.bar(
+            x,
+            [h - floor if np.isfinite(h) else 0 for h in shown],
+            width * 0.95,
+            bottom=floor,
+            color=colors[label],
+            label=plain(label),
+        )
         for xi, h, bar in zip(x, heights, bars, strict=True):
             if h:
-                ax.text(xi, bar.get_y() + bar.get_height(), f"{h:,}", ha="center", va="bottom", fontsize="x-small",
-                        rotation=90 if len(labels) > 2 else 0)
+                ax.text(
+                    xi,
+                    bar.get_y() + bar.get_height(),
+                    f"{h:,}",
+                    ha="center",
+                    va="bottom",
+                    fontsize="x-small",
+                    rotation=90 if len(labels) > 2 else 0,
+                )
             else:
-                ax.text(xi, floor * 1.05, "not reached", ha="center", va="bottom", fontsize="x-small", rotation=90,
-                        color=colors[label])
+                ax.text(
+                    xi,
+                    floor * 1.05,
+                    "not reached",
+                    ha="center",
+                    va="bottom",
+                    fontsize="x-small",
+                    rotation=90,
+                    color=colors[label],
+                )
     ax.set_yscale("log")
     ax.set_ylim(bottom=floor)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
@@ -103,4 +133,3 @@ def plot_steps_to_error(steps: Mapping[str, Mapping[float, int | None]], *, ax: 
     ax.set_ylabel("steps to reach it")
     ax.legend(fontsize="small")
     return ax
-

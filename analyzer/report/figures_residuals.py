@@ -16,11 +16,16 @@ from matplotlib.axes import Axes
 
 from pinnlog.analyzer.report.figures import Series, _ax, _legend, _line, _log_axes, _runs, plain, run_colors, shade_phases
 
-__all__ = ["plot_homogeneity", "plot_distribution", "plot_residual_distribution", "plot_rba_weight_distribution"]
+__all__ = ["plot_distribution", "plot_homogeneity", "plot_rba_weight_distribution", "plot_residual_distribution"]
 
 
-def plot_homogeneity(homogeneity: xr.Dataset | Mapping[str, xr.Dataset], *, phases: Any = None,
-                     ax: Axes | None = None, colors: Mapping[str, Any] | None = None) -> Axes:
+def plot_homogeneity(
+    homogeneity: xr.Dataset | Mapping[str, xr.Dataset],
+    *,
+    phases: Any = None,
+    ax: Axes | None = None,
+    colors: Mapping[str, Any] | None = None,
+) -> Axes:
     """Dispersion of the per-sample residuals over time: coefficient of variation (solid), max/mean (dashed)."""
     ax = _ax(ax)
     runs, single = _runs(homogeneity, "residuals")
@@ -37,8 +42,9 @@ def plot_homogeneity(homogeneity: xr.Dataset | Mapping[str, xr.Dataset], *, phas
     return ax
 
 
-def plot_distribution(values: Series, *, xlabel: str, log_scale: bool = True, ax: Axes | None = None,
-                      colors: Mapping[str, Any] | None = None) -> Axes:
+def plot_distribution(
+    values: Series, *, xlabel: str, log_scale: bool = True, ax: Axes | None = None, colors: Mapping[str, Any] | None = None
+) -> Axes:
     """Histograms of per-sample values: one run's ``(step, sample)`` array, one curve per step; or
     ``{label: (sample,) array}`` one curve per run. Zeros cannot be shown on a log axis and are left out."""
     import pandas as pd
@@ -64,8 +70,19 @@ def plot_distribution(values: Series, *, xlabel: str, log_scale: bool = True, ax
         ax.text(0.5, 0.5, "no finite values to show", transform=ax.transAxes, ha="center", va="center")
         ax.set_xlabel(xlabel)
         return ax
-    sns.histplot(data=data, x="value", hue="curve", palette=palette, element="step", fill=False, stat="density",
-                 common_norm=False, log_scale=log_scale, bins=60, ax=ax)
+    sns.histplot(
+        data=data,
+        x="value",
+        hue="curve",
+        palette=palette,
+        element="step",
+        fill=False,
+        stat="density",
+        common_norm=False,
+        log_scale=log_scale,
+        bins=60,
+        ax=ax,
+    )
     legend = ax.get_legend()
     if legend is not None:
         legend.set_title(None)
@@ -73,13 +90,11 @@ def plot_distribution(values: Series, *, xlabel: str, log_scale: bool = True, ax
     return ax
 
 
-def plot_residual_distribution(residual: Series, *, ax: Axes | None = None,
-                               colors: Mapping[str, Any] | None = None) -> Axes:
+def plot_residual_distribution(residual: Series, *, ax: Axes | None = None, colors: Mapping[str, Any] | None = None) -> Axes:
     """Distribution of |residual| over the collocation samples at a few steps (or one step per run)."""
     return plot_distribution(residual, xlabel="|residual|", ax=ax, colors=colors)
 
 
-def plot_rba_weight_distribution(rba_weight: Series, *, ax: Axes | None = None,
-                                 colors: Mapping[str, Any] | None = None) -> Axes:
+def plot_rba_weight_distribution(rba_weight: Series, *, ax: Axes | None = None, colors: Mapping[str, Any] | None = None) -> Axes:
     """Distribution of the RBA weights λ (Eq 28) over the collocation samples."""
     return plot_distribution(rba_weight, xlabel="RBA weight λ", log_scale=False, ax=ax, colors=colors)

@@ -50,8 +50,14 @@ def _num(value: Any, digits: int = 4) -> str:
     return esc(value)
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str | None = None,
-           row_classes: Sequence[str] | None = None, numeric: Sequence[bool] | None = None) -> str:
+def _table(
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    caption: str | None = None,
+    row_classes: Sequence[str] | None = None,
+    numeric: Sequence[bool] | None = None,
+) -> str:
     out = ["<table>"]
     if caption:
         out.append(f"<caption>{esc(caption)}</caption>")
@@ -77,21 +83,35 @@ def phase_table(run: Mapping[str, Any]) -> str:
     if not phases:
         return f'<p class="note">No phases: {esc(run.get("phases_note") or "no whole-net SNR was recorded")}</p>'
     rows = [(p["label"], p["first_step"], p["last_step"], p["median_snr"], p["slope"]) for p in phases]
-    return _table(("phase", "first step", "last step", "median SNR", "slope (log-log)"), rows,
-                  row_classes=[_phase_class(p["label"]) for p in phases],
-                  numeric=(False, True, True, True, True))
+    return _table(
+        ("phase", "first step", "last step", "median SNR", "slope (log-log)"),
+        rows,
+        row_classes=[_phase_class(p["label"]) for p in phases],
+        numeric=(False, True, True, True, True),
+    )
 
 
 def _summary_table(run: Mapping[str, Any]) -> str:
-    names = {"loss": "loss", "test_error": "test error (relative L2)", "snr": "SNR", "srr_b": "SRR_B",
-             "srr_c": "SRR_C", "min_test_error": "lowest test error"}
+    names = {
+        "loss": "loss",
+        "test_error": "test error (relative L2)",
+        "snr": "SNR",
+        "srr_b": "SRR_B",
+        "srr_c": "SRR_C",
+        "min_test_error": "lowest test error",
+    }
     rows = []
     for key, name in names.items():
         entry = run["final"].get(key)
         rows.append((name, entry["value"] if entry else None, entry["step"] if entry else None))
     for entry in run["steps_to_error"]:
-        rows.append((f"first test error ≤ {threshold_name(entry['threshold'])}",
-                     "reached" if entry["step"] is not None else "never", entry["step"]))
+        rows.append(
+            (
+                f"first test error ≤ {threshold_name(entry['threshold'])}",
+                "reached" if entry["step"] is not None else "never",
+                entry["step"],
+            )
+        )
     return _table(("quantity", "value", "at step"), rows, numeric=(False, True, True))
 
 
@@ -110,39 +130,68 @@ def _metadata_block(run: Mapping[str, Any]) -> str:
 
 
 def _comparison_block(comparison: Mapping[str, Any]) -> str:
-    out = ["<h2>Comparison</h2>", f'<p class="muted">Ratios are against the reference run '
-           f'<b>{esc(comparison["reference"])}</b>.</p>', '<ul class="speedups">']
+    out = [
+        "<h2>Comparison</h2>",
+        f'<p class="muted">Ratios are against the reference run <b>{esc(comparison["reference"])}</b>.</p>',
+        '<ul class="speedups">',
+    ]
     out += [f"<li>{esc(s['text'])}</li>" for s in comparison["speedups"]]
     out.append("</ul>")
     labels = list(comparison["steps_to_error"][0]["steps"]) if comparison["steps_to_error"] else []
-    rows = [[f"≤ {threshold_name(e['threshold'])}"] + [e["steps"].get(label) for label in labels]
-            for e in comparison["steps_to_error"]]
+    rows = [
+        [f"≤ {threshold_name(e['threshold'])}"] + [e["steps"].get(label) for label in labels]
+        for e in comparison["steps_to_error"]
+    ]
     out.append("<h3>Steps to reach a test error</h3>")
     out.append(_table(["test error"] + labels, rows, numeric=[False] + [True] * len(labels)))
     if comparison["phase_differences"]:
         out.append("<h3>Phase differences</h3>")
-        rows = [(d["phase"], d["run"], d["run_first_step"], d["reference_first_step"], d["onset_ratio"],
-                 d["run_median_snr"], d["reference_median_snr"], d["median_snr_ratio"])
-                for d in comparison["phase_differences"]]
-        out.append(_table(("phase", "run", "run starts at", "reference starts at", "onset ratio (ref / run)",
-                           "run median SNR", "reference median SNR", "median SNR ratio (run / ref)"), rows,
-                          row_classes=[_phase_class(d["phase"]) for d in comparison["phase_differences"]],
-                          numeric=(False, False, True, True, True, True, True, True)))
+        rows = [
+            (
+                d["phase"],
+                d["run"],
+                d["run_first_step"],
+                d["reference_first_step"],
+                d["onset_ratio"],
+                d["run_median_snr"],
+                d["reference_median_snr"],
+                d["median_snr_ratio"],
+            )
+            for d in comparison["phase_differences"]
+        ]
+        out.append(
+            _table(
+                (
+                    "phase",
+                    "run",
+                    "run starts at",
+                    "reference starts at",
+                    "onset ratio (ref / run)",
+                    "run median SNR",
+                    "reference median SNR",
+                    "median SNR ratio (run / ref)",
+                ),
+                rows,
+                row_classes=[_phase_class(d["phase"]) for d in comparison["phase_differences"]],
+                numeric=(False, False, True, True, True, True, True, True),
+            )
+        )
     return "".join(out)
 
 
 def _figure_block(figure: Mapping[str, Any], png: bytes) -> str:
     data = base64.b64encode(png).decode("ascii")
     notes = "".join(f'<br><span class="note">{esc(n)}</span>' for n in figure.get("notes", ()))
-    return (f'<figure id="fig-{esc(figure["name"])}"><img alt="{esc(figure["title"])}" '
-            f'src="data:image/png;base64,{data}"><figcaption><b>{esc(figure["title"])}</b>'
-            f'{" — " + esc(figure["caption"]) if figure.get("caption") else ""} '
-            f'<span class="muted">(<a href="{esc(figure["png"])}">PNG</a>, <a href="{esc(figure["svg"])}">SVG</a>)</span>'
-            f"{notes}</figcaption></figure>")
+    return (
+        f'<figure id="fig-{esc(figure["name"])}"><img alt="{esc(figure["title"])}" '
+        f'src="data:image/png;base64,{data}"><figcaption><b>{esc(figure["title"])}</b>'
+        f"{' — ' + esc(figure['caption']) if figure.get('caption') else ''} "
+        f'<span class="muted">(<a href="{esc(figure["png"])}">PNG</a>, <a href="{esc(figure["svg"])}">SVG</a>)</span>'
+        f"{notes}</figcaption></figure>"
+    )
 
 
-def render_report(document: Mapping[str, Any], pngs: Mapping[str, bytes],
-                  captions: Mapping[str, str] | None = None) -> str:
+def render_report(document: Mapping[str, Any], pngs: Mapping[str, bytes], captions: Mapping[str, str] | None = None) -> str:
     """The report page for a summary document (``kind`` analyze or compare).
 
     Parameters
@@ -157,20 +206,26 @@ def render_report(document: Mapping[str, Any], pngs: Mapping[str, bytes],
     runs = document["runs"]
     labels = [r["label"] for r in runs]
     title = ("pinnlog report: " + labels[0]) if document["kind"] == "analyze" else "pinnlog comparison: " + " vs ".join(labels)
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           '<link rel="icon" href="data:,">', f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
-           f"<h1>{esc(title)}</h1>",
-           f'<p class="muted">Generated {esc(document["generated"])} by pinnlog {esc(document["pinnlog_version"])}; '
-           f'curves smoothed with a moving average of {esc(document["options"]["smooth"])} captures '
-           f"(phases, tables and summary.json use the raw values).</p>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<link rel="icon" href="data:,">',
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+        f'<p class="muted">Generated {esc(document["generated"])} by pinnlog {esc(document["pinnlog_version"])}; '
+        f"curves smoothed with a moving average of {esc(document['options']['smooth'])} captures "
+        f"(phases, tables and summary.json use the raw values).</p>",
+    ]
     for run in runs:
         status = run["metadata"].get("status")
         if status in ("recording", "interrupted"):
             why = "is still being recorded" if status == "recording" else "was interrupted"
-            out.append(f'<p class="note">{esc(run["label"])} {why} (status {esc(status)}): this report covers the '
-                       f'{run["recorded"].get("gradient_stats", run["recorded"].get("scalars", 0)):,} rows committed '
-                       "so far.</p>")
+            out.append(
+                f'<p class="note">{esc(run["label"])} {why} (status {esc(status)}): this report covers the '
+                f"{run['recorded'].get('gradient_stats', run['recorded'].get('scalars', 0)):,} rows committed "
+                "so far.</p>"
+            )
     if document.get("comparison"):
         out.append(_comparison_block(document["comparison"]))
     for run in runs:
@@ -184,8 +239,7 @@ def render_report(document: Mapping[str, Any], pngs: Mapping[str, bytes],
         out.append(_figure_block({**figure, "caption": captions.get(figure["name"], "")}, pngs[figure["name"]]))
     if document["skipped"]:
         out.append("<h3>Figures not drawn</h3><ul>")
-        out += [f'<li><b>{esc(s["figure"])}</b>: <span class="note">{esc(s["reason"])}</span></li>'
-                for s in document["skipped"]]
+        out += [f'<li><b>{esc(s["figure"])}</b>: <span class="note">{esc(s["reason"])}</span></li>' for s in document["skipped"]]
         out.append("</ul>")
     if document.get("warnings"):
         out.append("<h3>Warnings while computing</h3><ul>")

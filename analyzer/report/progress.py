@@ -33,8 +33,13 @@ class DelayedProgress:
         self.enabled = enabled
         self.delay = delay
         self._progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True,
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
         )
         self._tasks: dict[str, TaskID] = {}
         self._lock = threading.Lock()

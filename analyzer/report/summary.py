@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -17,25 +17,38 @@ import numpy as np
 import xarray as xr
 
 __all__ = [
-    "SCHEMA_VERSION",
-    "METADATA_KEYS",
     "FINAL_QUANTITIES",
-    "load_schema",
+    "METADATA_KEYS",
+    "SCHEMA_VERSION",
+    "comparison",
     "last_finite",
+    "load_schema",
     "phase_rows",
     "run_summary",
-    "comparison",
     "summary_document",
-    "to_json",
     "threshold_name",
+    "to_json",
 ]
 
 SCHEMA_VERSION = 1
 
 #: Root attributes of a store copied into ``runs[].metadata`` (when present).
 METADATA_KEYS = (
-    "status", "created", "pinnlog_format", "pinnlog_version", "torch_version", "device", "model", "optimizer",
-    "n_batches", "schedule", "raw_schedule", "residual_schedule", "probe_schedule", "shared_loss", "config",
+    "status",
+    "created",
+    "pinnlog_format",
+    "pinnlog_version",
+    "torch_version",
+    "device",
+    "model",
+    "optimizer",
+    "n_batches",
+    "schedule",
+    "raw_schedule",
+    "residual_schedule",
+    "probe_schedule",
+    "shared_loss",
+    "config",
     "imported_from",
 )
 
@@ -113,17 +126,26 @@ def _metadata(attrs: Mapping[str, Any]) -> dict:
         meta["model"] = meta["model"][:4000]
     layers = attrs.get("layers")
     if isinstance(layers, list):
-        meta["layers"] = [str(layer.get("name", i)) if isinstance(layer, Mapping) else str(layer)
-                          for i, layer in enumerate(layers)]
+        meta["layers"] = [
+            str(layer.get("name", i)) if isinstance(layer, Mapping) else str(layer) for i, layer in enumerate(layers)
+        ]
     layout = attrs.get("layout")
     if isinstance(layout, list):
         meta["n_parameters"] = int(sum(int(t.get("numel", 0)) for t in layout if isinstance(t, Mapping)))
     return json.loads(json.dumps(meta, default=str))  # attrs are JSON already; this guarantees it
 
 
-def run_summary(*, label: str, path: str, attrs: Mapping[str, Any], recorded: Mapping[str, int],
-                values: Mapping[str, Any], phases: Any, phases_note: str | None,
-                steps_to_error: Mapping[float, int | None]) -> dict:
+def run_summary(
+    *,
+    label: str,
+    path: str,
+    attrs: Mapping[str, Any],
+    recorded: Mapping[str, int],
+    values: Mapping[str, Any],
+    phases: Any,
+    phases_note: str | None,
+    steps_to_error: Mapping[float, int | None],
+) -> dict:
     """The ``runs[]`` entry of one run.
 
     Parameters
@@ -135,10 +157,16 @@ def run_summary(*, label: str, path: str, attrs: Mapping[str, Any], recorded: Ma
     steps_to_error : mapping
         ``{threshold: first step with test error <= threshold, or None}`` from ``metrics.steps_to_error``.
     """
-    steps = [int(v["step"].values[-1]) for v in values.values()
-             if isinstance(v, (xr.DataArray, xr.Dataset)) and "step" in v.coords and v.sizes.get("step", 0)]
-    first = [int(v["step"].values[0]) for v in values.values()
-             if isinstance(v, (xr.DataArray, xr.Dataset)) and "step" in v.coords and v.sizes.get("step", 0)]
+    steps = [
+        int(v["step"].values[-1])
+        for v in values.values()
+        if isinstance(v, (xr.DataArray, xr.Dataset)) and "step" in v.coords and v.sizes.get("step", 0)
+    ]
+    first = [
+        int(v["step"].values[0])
+        for v in values.values()
+        if isinstance(v, (xr.DataArray, xr.Dataset)) and "step" in v.coords and v.sizes.get("step", 0)
+    ]
     final = {name: last_finite(values.get(name)) for name in FINAL_QUANTITIES}
     final["min_test_error"] = _minimum(values.get("test_error"))
     return {
@@ -150,8 +178,7 @@ def run_summary(*, label: str, path: str, attrs: Mapping[str, Any], recorded: Ma
         "phases": phase_rows(phases),
         "phases_note": phases_note,
         "final": final,
-        "steps_to_error": [{"threshold": float(t), "step": None if s is None else int(s)}
-                           for t, s in steps_to_error.items()],
+        "steps_to_error": [{"threshold": float(t), "step": None if s is None else int(s)} for t, s in steps_to_error.items()],
     }
 
 
@@ -186,8 +213,7 @@ def comparison(runs: Sequence[Mapping[str, Any]], thresholds: Sequence[float]) -
     for t in thresholds:
         per_run = {label: steps[label].get(float(t)) for label in steps}
         reached = {k: v for k, v in per_run.items() if v is not None}
-        table.append({"threshold": float(t), "steps": per_run,
-                      "fastest": min(reached, key=reached.get) if reached else None})
+        table.append({"threshold": float(t), "steps": per_run, "fastest": min(reached, key=reached.get) if reached else None})
     speedups, phase_differences = [], []
     ref_phases = {p["label"]: p for p in reference["phases"] or []}
     for run in runs[1:]:
@@ -195,39 +221,66 @@ def comparison(runs: Sequence[Mapping[str, Any]], thresholds: Sequence[float]) -
         for t in thresholds:
             a, b = steps[label].get(float(t)), steps[ref_label].get(float(t))
             ratio = b / a if a and b else None
-            speedups.append({"threshold": float(t), "run": label, "reference": ref_label, "run_steps": a,
-                             "reference_steps": b, "speedup": _number(ratio),
-                             "text": _speedup_text(label, ref_label, float(t), a, b)})
+            speedups.append(
+                {
+                    "threshold": float(t),
+                    "run": label,
+                    "reference": ref_label,
+                    "run_steps": a,
+                    "reference_steps": b,
+                    "speedup": _number(ratio),
+                    "text": _speedup_text(label, ref_label, float(t), a, b),
+                }
+            )
         for phase in run["phases"] or []:
             ref = ref_phases.get(phase["label"])
             if ref is None:
                 continue
             onset = ref["first_step"] / phase["first_step"] if phase["first_step"] > 0 and ref["first_step"] > 0 else None
-            median_ratio = (phase["median_snr"] / ref["median_snr"]
-                            if phase["median_snr"] is not None and ref["median_snr"] else None)
-            phase_differences.append({
-                "phase": phase["label"], "run": label, "reference": ref_label,
-                "run_first_step": phase["first_step"], "reference_first_step": ref["first_step"],
-                "onset_ratio": _number(onset),
-                "run_duration": phase["last_step"] - phase["first_step"],
-                "reference_duration": ref["last_step"] - ref["first_step"],
-                "run_median_snr": phase["median_snr"], "reference_median_snr": ref["median_snr"],
-                "median_snr_ratio": _number(median_ratio),
-            })
-    return {"reference": ref_label, "thresholds": [float(t) for t in thresholds], "steps_to_error": table,
-            "speedups": speedups, "phase_differences": phase_differences}
+            median_ratio = (
+                phase["median_snr"] / ref["median_snr"] if phase["median_snr"] is not None and ref["median_snr"] else None
+            )
+            phase_differences.append(
+                {
+                    "phase": phase["label"],
+                    "run": label,
+                    "reference": ref_label,
+                    "run_first_step": phase["first_step"],
+                    "reference_first_step": ref["first_step"],
+                    "onset_ratio": _number(onset),
+                    "run_duration": phase["last_step"] - phase["first_step"],
+                    "reference_duration": ref["last_step"] - ref["first_step"],
+                    "run_median_snr": phase["median_snr"],
+                    "reference_median_snr": ref["median_snr"],
+                    "median_snr_ratio": _number(median_ratio),
+                }
+            )
+    return {
+        "reference": ref_label,
+        "thresholds": [float(t) for t in thresholds],
+        "steps_to_error": table,
+        "speedups": speedups,
+        "phase_differences": phase_differences,
+    }
 
 
-def summary_document(kind: str, runs: Sequence[dict], *, options: Mapping[str, Any],
-                     comparison_: dict | None = None, figures: Sequence[Mapping[str, Any]] = (),
-                     skipped: Sequence[Mapping[str, str]] = (), warnings: Sequence[str] = ()) -> dict:
+def summary_document(
+    kind: str,
+    runs: Sequence[dict],
+    *,
+    options: Mapping[str, Any],
+    comparison_: dict | None = None,
+    figures: Sequence[Mapping[str, Any]] = (),
+    skipped: Sequence[Mapping[str, str]] = (),
+    warnings: Sequence[str] = (),
+) -> dict:
     """The whole ``summary.json``: ``kind`` is ``"analyze"`` (one run) or ``"compare"`` (two or more)."""
     from pinnlog.analyzer import __version__
 
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": kind,
-        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "pinnlog_version": __version__,
         "options": dict(options),
         "runs": list(runs),

@@ -9,16 +9,15 @@ batches of 128, 8,000 steps, lr ×0.9 every 2,000 steps.
 
 from __future__ import annotations
 
-from pinnlog.recorder.schedules import every, logspaced
-from pinnlog.recorder.schedules import steps as steps_at
-
 from benchmarks.pinns.allen_cahn import AllenCahn
 from benchmarks.pinns.burgers import Burgers
 from benchmarks.pinns.cavity import Cavity
 from benchmarks.pinns.helmholtz import Helmholtz
 from benchmarks.pinns.trainer import PINNProblem, TrainingConfig
+from pinnlog.recorder.schedules import every, logspaced
+from pinnlog.recorder.schedules import steps as steps_at
 
-__all__ = ["PROBLEMS", "CONFIG_NAMES", "make_problem", "make_config"]
+__all__ = ["CONFIG_NAMES", "PROBLEMS", "make_config", "make_problem"]
 
 PROBLEMS = {"allen_cahn": AllenCahn, "helmholtz": Helmholtz, "burgers": Burgers, "cavity": Cavity}
 CONFIG_NAMES = ("paper", "cpu-small")

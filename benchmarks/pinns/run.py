@@ -10,7 +10,7 @@ recording (the test error is still printed).
 from __future__ import annotations
 
 import time
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,16 +27,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pinnlog.analyzer.errors import PinnlogError
-from pinnlog.analyzer.metrics import steps_to_error
-
 from benchmarks.pinns.configs import PROBLEMS, make_config, make_problem
 from benchmarks.pinns.trainer import PINNTrainer
+from pinnlog.analyzer.errors import PinnlogError
+from pinnlog.analyzer.metrics import steps_to_error
 
 Benchmark = Enum("Benchmark", {name: name for name in PROBLEMS}, type=str)
 
 
-class ConfigName(str, Enum):
+class ConfigName(StrEnum):
     paper = "paper"
     cpu_small = "cpu-small"
 
@@ -48,9 +47,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 @app.command()
 def main(
     benchmark: Annotated[Benchmark, typer.Argument(help="Which PDE: allen_cahn, helmholtz, burgers or cavity.")],
-    rba: Annotated[
-        bool, typer.Option("--rba/--vanilla", help="Weight the PDE residuals with RBA (Eq. 27-28).")
-    ] = False,
+    rba: Annotated[bool, typer.Option("--rba/--vanilla", help="Weight the PDE residuals with RBA (Eq. 27-28).")] = False,
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: the config's).")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run store to record into (a *.zarr directory); omit to train unrecorded.")
@@ -65,9 +62,7 @@ def main(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing store at --out.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    threads: Annotated[
-        int | None, typer.Option(min=1, help="CPU threads for torch (1 is fastest on a busy machine).")
-    ] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
 ) -> None:
     """Train one benchmark PINN the way the paper does and record its gradient statistics.
 

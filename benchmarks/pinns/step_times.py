@@ -35,7 +35,7 @@ def step_times(path: str) -> dict[str, float]:
     tested = ~np.isnan(scalars["test_error"].values) if "test_error" in scalars else np.zeros(steps.size, bool)
     # wall_time is stamped when rec.step(s) starts: dt[i] holds the capture of steps[i] (if any), then the
     # training step and the test error (if any) of steps[i + 1]
-    prev, nxt = steps[:-1], steps[1:]
+    prev, _nxt = steps[:-1], steps[1:]
     late = prev >= 300
     captures_here = np.array([s in captured for s in prev])
     others_here = np.array([s in other for s in prev])

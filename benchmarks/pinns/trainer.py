@@ -13,6 +13,7 @@ The trainer runs without the recorder (``out=None``), so it needs only torch and
 from __future__ import annotations
 
 import contextlib
+import itertools
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from torch import nn
 
 from pinnlog.recorder.schedules import Schedule, every, logspaced
 
-__all__ = ["MLP", "PINNProblem", "TrainingConfig", "PINNTrainer", "gradient", "relative_l2"]
+__all__ = ["MLP", "PINNProblem", "PINNTrainer", "TrainingConfig", "gradient", "relative_l2"]
 
 
 def gradient(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -54,7 +55,7 @@ class MLP(nn.Module):
         if len(widths) < 2:
             raise ValueError(f"an MLP needs at least input and output widths, got {list(widths)}")
         modules: list[tuple[str, nn.Module]] = []
-        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
             linear = nn.Linear(fan_in, fan_out)
             nn.init.xavier_normal_(linear.weight)
             modules.append((f"layer_{i}", linear))

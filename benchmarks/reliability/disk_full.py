@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 import zarr.storage._local as zarr_local
+
 from pinnlog.analyzer.errors import WriterError
 from pinnlog.analyzer.io import open_run
 from pinnlog.analyzer.verify import repair_run, verify_run
@@ -85,8 +85,9 @@ def byte_budget(budget: int):
 def small_tmpfs(size: str):
     """A tmpfs of ``size`` mounted on a fresh directory (root only), unmounted afterwards."""
     mount_point = Path(tempfile.mkdtemp(prefix="pinnlog-tmpfs-"))
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         mount_point.rmdir()
         raise PermissionError(result.stderr.strip() or "mount failed")
@@ -102,8 +103,9 @@ def train(path: Path | None, on_error: str = "raise", seed: int = 0) -> dict:
     torch.manual_seed(seed)
     x = torch.rand(N_BATCHES * BATCH, 2) * 2 - 1
     y = torch.sin(3 * x[:, :1]) * x[:, 1:]
-    model = torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(),
-                                torch.nn.Linear(64, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1)
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
 
     def batch_loss(m, b):
@@ -116,8 +118,18 @@ def train(path: Path | None, on_error: str = "raise", seed: int = 0) -> dict:
         warnings.simplefilter("always")
         rec = None
         if path is not None:
-            rec = Recorder(path, model, optimizer, batch_loss, N_BATCHES, schedule=every(2), raw_schedule=every(4),
-                           residuals=lambda m: (m(x) - y).squeeze(-1), on_error=on_error, overwrite=True)
+            rec = Recorder(
+                path,
+                model,
+                optimizer,
+                batch_loss,
+                N_BATCHES,
+                schedule=every(2),
+                raw_schedule=every(4),
+                residuals=lambda m: (m(x) - y).squeeze(-1),
+                on_error=on_error,
+                overwrite=True,
+            )
         for step in range(N_STEPS):
             optimizer.zero_grad()
             loss = ((model(x) - y) ** 2).mean()
@@ -152,13 +164,19 @@ def check_store(path: Path, committed: dict[str, int], scratch: Path) -> dict:
     copy = scratch / "copy.zarr"  # the full filesystem has no room for the repair: move the store off it
     shutil.copytree(path, copy)
     repaired = repair_run(copy)
-    return {"rows_committed_before_fault": sum(committed.values()), "rows_lost": lost, "steps_in_order": steps_ok,
-            "damaged": torn, "status": report.status, "healthy_after_repair": repaired.after.healthy}
+    return {
+        "rows_committed_before_fault": sum(committed.values()),
+        "rows_lost": lost,
+        "steps_in_order": steps_ok,
+        "damaged": torn,
+        "status": report.status,
+        "healthy_after_repair": repaired.after.healthy,
+    }
 
 
 def scenario(store_dir: Path, scratch: Path, on_error: str, reference: np.ndarray, budget: int | None) -> dict:
     path = store_dir / f"{on_error}.zarr"
-    with commit_log() as committed, (byte_budget(budget) if budget else contextlib.nullcontext()):
+    with commit_log() as committed, byte_budget(budget) if budget else contextlib.nullcontext():
         outcome = train(path, on_error)
     result = check_store(path, dict(committed), scratch)
     result.update(
@@ -207,10 +225,16 @@ def main(argv=None) -> int:
         for key, value in result.items():
             print(f"  {key:28s} {value}")
         expected_signals = (1, 0) if on_error == "raise" else (0, 1)
-        bad += (result["rows_lost"] > 0 or bool(result["damaged"]) or not result["steps_in_order"]
-                or (result["writer_errors_raised"], result["failure_warnings"]) != expected_signals
-                or result["steps_trained"] != N_STEPS or not result["weights_equal_unrecorded"]
-                or not result["healthy_after_repair"] or result["rows_committed_before_fault"] == 0)
+        bad += (
+            result["rows_lost"] > 0
+            or bool(result["damaged"])
+            or not result["steps_in_order"]
+            or (result["writer_errors_raised"], result["failure_warnings"]) != expected_signals
+            or result["steps_trained"] != N_STEPS
+            or not result["weights_equal_unrecorded"]
+            or not result["healthy_after_repair"]
+            or result["rows_committed_before_fault"] == 0
+        )
     return 1 if bad else 0
 
 

@@ -32,8 +32,11 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         result = fuzz(name, args.examples, seed=args.seed)
         failures += result.failure is not None
-        print(f"{name:34s} {result.examples:8d} {result.documented_errors:10d} {time.perf_counter() - t0:8.1f}  "
-              f"{result.failure or 'none'}", flush=True)
+        print(
+            f"{name:34s} {result.examples:8d} {result.documented_errors:10d} {time.perf_counter() - t0:8.1f}  "
+            f"{result.failure or 'none'}",
+            flush=True,
+        )
     print(f"\n{len(args.targets)} functions, {failures} with an undocumented exception, {time.perf_counter() - start:.0f} s")
     return 1 if failures else 0
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import hypothesis
 import numpy as np
 import xarray as xr
-import hypothesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -46,13 +46,17 @@ def maybe_dask(draw, ds):
 
 def gradient_stats(draw) -> xr.Dataset:
     n, t = draw(st.integers(1, 12)), draw(st.integers(1, 6))
-    values = {v: (("step", "tensor"), draw(arrays(np.float64, (n, t), elements=FLOAT64)))
-              for v in ("sum_mu2", "sum_sigma2", "sum_rms2", "sum_w2", "sum_m_hat2", "sum_adam_denom2")}
+    values = {
+        v: (("step", "tensor"), draw(arrays(np.float64, (n, t), elements=FLOAT64)))
+        for v in ("sum_mu2", "sum_sigma2", "sum_rms2", "sum_w2", "sum_m_hat2", "sum_adam_denom2")
+    }
     ds = xr.Dataset(
-        {**values,
-         "numel": ("tensor", draw(arrays(np.int64, t, elements=st.integers(1, 10_000)))),
-         "layer": ("tensor", draw(arrays(np.int32, t, elements=st.integers(0, 3)))),
-         "is_bias": ("tensor", draw(arrays(bool, t)))},
+        {
+            **values,
+            "numel": ("tensor", draw(arrays(np.int64, t, elements=st.integers(1, 10_000)))),
+            "layer": ("tensor", draw(arrays(np.int32, t, elements=st.integers(0, 3)))),
+            "is_bias": ("tensor", draw(arrays(bool, t))),
+        },
         coords={"step": steps(draw, n)},
     )
     if draw(st.booleans()):
@@ -71,16 +75,26 @@ def layout_for(draw, n_param: int) -> list[dict]:
         sizes.append(draw(st.integers(1, 3)))  # one tensor too many for the parameters stored
     layout, offset = [], 0
     for i, size in enumerate(sizes):
-        layout.append({"name": f"t{i}", "shape": [size], "numel": size, "offset": offset,
-                       "layer": draw(st.integers(0, 2)), "is_bias": draw(st.booleans())})
+        layout.append(
+            {
+                "name": f"t{i}",
+                "shape": [size],
+                "numel": size,
+                "offset": offset,
+                "layer": draw(st.integers(0, 2)),
+                "is_bias": draw(st.booleans()),
+            }
+        )
         offset += size
     return layout
 
 
 def batch_gradients(draw) -> tuple[xr.Dataset, list[dict]]:
     n, k, p = draw(st.integers(1, 6)), draw(st.integers(1, 5)), draw(st.integers(1, 12))
-    ds = xr.Dataset({"batch_gradients": (("step", "batch", "param"), draw(arrays(np.float32, (n, k, p), elements=FLOAT32)))},
-                    coords={"step": steps(draw, n)})
+    ds = xr.Dataset(
+        {"batch_gradients": (("step", "batch", "param"), draw(arrays(np.float32, (n, k, p), elements=FLOAT32)))},
+        coords={"step": steps(draw, n)},
+    )
     return maybe_dask(draw, ds), layout_for(draw, p)
 
 
@@ -133,8 +147,10 @@ def _target_consistency(draw):
     raw, layout = batch_gradients(draw)
     # Reductions that agree with the raw rows (a healthy store), or unrelated random ones.
     stats = M.reductions_from_batch_gradients(raw, layout) if draw(st.booleans()) else gradient_stats(draw)
-    run = xr.DataTree(dataset=xr.Dataset(attrs={"layout": layout}),
-                      children={"gradient_stats": xr.DataTree(stats), "batch_gradients": xr.DataTree(raw)})
+    run = xr.DataTree(
+        dataset=xr.Dataset(attrs={"layout": layout}),
+        children={"gradient_stats": xr.DataTree(stats), "batch_gradients": xr.DataTree(raw)},
+    )
     _eager(M.check_consistency(run))
 
 
@@ -169,8 +185,9 @@ TARGETS = {
     "srr_c": _stats_metric(M.srr_c),
     "gradient_norms": _stats_metric(M.gradient_norms),
     "weight_norm": lambda draw: _eager(M.weight_norm(gradient_stats(draw), include_bias=draw(st.booleans()))),
-    "smoothed_snr": lambda draw: _eager(M.smoothed_snr(gradient_stats(draw), draw(st.integers(-1, 20)),
-                                                       per_layer=draw(st.booleans()))),
+    "smoothed_snr": lambda draw: _eager(
+        M.smoothed_snr(gradient_stats(draw), draw(st.integers(-1, 20)), per_layer=draw(st.booleans()))
+    ),
     "reductions_from_batch_gradients": lambda draw: _eager(M.reductions_from_batch_gradients(*batch_gradients(draw))),
     "snr_from_batch_gradients": _target_raw(M.snr_from_batch_gradients),
     "srr_b_from_batch_gradients": _target_raw(M.srr_b_from_batch_gradients),
@@ -200,8 +217,14 @@ def fuzz(name: str, max_examples: int, seed: int = 0) -> FuzzResult:
     result = FuzzResult(name)
     target = TARGETS[name]
 
-    @settings(max_examples=max_examples, deadline=None, database=None, derandomize=False, print_blob=False,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        print_blob=False,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.data())
     def run(data):
         result.examples += 1
@@ -214,7 +237,7 @@ def fuzz(name: str, max_examples: int, seed: int = 0) -> FuzzResult:
 
     try:
         hypothesis.seed(seed)(run)()
-    except Exception as exc:  # noqa: BLE001 - the (shrunk) undocumented exception is what we report
+    except Exception as exc:
         first = " ".join(str(exc).split())[:300]
         result.failure = f"{type(exc).__name__}: {first}"
     return result

@@ -22,6 +22,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import signal
@@ -93,7 +94,7 @@ def check_store(path: Path, outcome: KillOutcome, reported: dict[str, int], last
         except EmptyRunError:
             outcome.empty = True
             found = {}
-        except Exception as exc:  # noqa: BLE001 - counted, with its message
+        except Exception as exc:
             outcome.unopenable = f"{type(exc).__name__}: {exc}"
             return
         else:
@@ -105,8 +106,11 @@ def check_store(path: Path, outcome: KillOutcome, reported: dict[str, int], last
         outcome.buffered_steps = max(0, last_step + 1 - found.get("scalars", 0))
         outcome.buffered_captures = max(0, captures - found.get("gradient_stats", 0))
         report = verify_run(path)
-        outcome.damaged += [f"{f.where} {f.check}: {f.detail}" for f in report.findings
-                            if f.level == "damaged" and f.check not in ("status", "committed")]
+        outcome.damaged += [
+            f"{f.where} {f.check}: {f.detail}"
+            for f in report.findings
+            if f.level == "damaged" and f.check not in ("status", "committed")
+        ]
         before = committed_rows(path)
         repaired = repair_run(path)
         outcome.repair_lost = _lost_rows(before, committed_rows(path))
@@ -119,8 +123,9 @@ class ForkServer:
 
     def __init__(self):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env
+        )
         if self.readline() != "SERVER READY":
             raise RuntimeError("kill_child.py did not start")
 
@@ -176,14 +181,19 @@ def kill_one(server: ForkServer, path: Path, seed: int, n_steps: int, target: st
             seen += 1
             if seen == occurrence:
                 time.sleep(rng.uniform(0, MAX_DELAY[target]))
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 killed = True
     # Lines the child printed before it died were all read above: they describe the moment of death.
-    outcome.hit = {name for name, flag in (("capture", in_capture), ("write", any(v > 0 for v in open_writes.values())),
-                                           ("close", closing and not outcome.finished)) if flag}
+    outcome.hit = {
+        name
+        for name, flag in (
+            ("capture", in_capture),
+            ("write", any(v > 0 for v in open_writes.values())),
+            ("close", closing and not outcome.finished),
+        )
+        if flag
+    }
     check_store(path, outcome, reported, last_step, captures)
     return outcome
 
@@ -199,10 +209,13 @@ def run_campaign(n_kills: int, workdir: Path, seed: int = 0, n_steps: int = 60, 
             path = Path(workdir) / f"kill_{i:03d}.zarr"
             outcomes.append(kill_one(server, path, seed + i, n_steps, target, rng))
             o = outcomes[-1]
-            log(f"kill {i:3d} target={target:7s} hit={','.join(sorted(o.hit)) or '-':21s} "
+            log(
+                f"kill {i:3d} target={target:7s} hit={','.join(sorted(o.hit)) or '-':21s} "
                 f"lost={o.lost_committed} buffered={o.buffered_steps} steps/{o.buffered_captures} captures"
-                + (f" UNOPENABLE {o.unopenable}" if o.unopenable else "") + (" empty" if o.empty else "")
-                + (f" DAMAGED {o.damaged}" if o.damaged else ""))
+                + (f" UNOPENABLE {o.unopenable}" if o.unopenable else "")
+                + (" empty" if o.empty else "")
+                + (f" DAMAGED {o.damaged}" if o.damaged else "")
+            )
     finally:
         server.close()
     opened = [o for o in outcomes if not o.unopenable]

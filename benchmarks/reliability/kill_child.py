@@ -49,16 +49,27 @@ def record(path: str, seed: int, n_steps: int) -> None:
     n_batches, batch = 4, 32
     x = torch.rand(n_batches * batch, 2) * 2 - 1
     y = torch.sin(3 * x[:, :1]) * x[:, 1:]
-    model = torch.nn.Sequential(torch.nn.Linear(2, 32), torch.nn.Tanh(), torch.nn.Linear(32, 32), torch.nn.Tanh(),
-                                torch.nn.Linear(32, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, 32), torch.nn.Tanh(), torch.nn.Linear(32, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1)
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
 
     def batch_loss(m, b):
         sl = slice(b * batch, (b + 1) * batch)
         return ((m(x[sl]) - y[sl]) ** 2).mean()
 
-    rec = Recorder(path, model, optimizer, batch_loss, n_batches, schedule=SCHEDULE, raw_schedule=RAW_SCHEDULE,
-                   residuals=lambda m: (m(x) - y).squeeze(-1), probe=x[:16], overwrite=True)
+    rec = Recorder(
+        path,
+        model,
+        optimizer,
+        batch_loss,
+        n_batches,
+        schedule=SCHEDULE,
+        raw_schedule=RAW_SCHEDULE,
+        residuals=lambda m: (m(x) - y).squeeze(-1),
+        probe=x[:16],
+        overwrite=True,
+    )
     for step in range(n_steps):
         optimizer.zero_grad()
         loss = ((model(x) - y) ** 2).mean()

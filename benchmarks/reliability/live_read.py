@@ -14,6 +14,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -72,7 +73,7 @@ def run_campaign(n_reads: int, workdir: Path, log=print) -> dict:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     current = read_once(path)
-            except Exception as exc:  # noqa: BLE001 - every failure is counted, with its message
+            except Exception as exc:
                 failures.append(f"read {i}: {type(exc).__name__}: {exc}")
                 continue
             if previous is not None:
@@ -85,10 +86,8 @@ def run_campaign(n_reads: int, workdir: Path, log=print) -> dict:
                 log(f"read {i:4d}: {current['snr'].size} captures, {current['loss'].size} steps committed")
     finally:
         elapsed = time.perf_counter() - start
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         server.close()
     return {
         "reads": n_reads,

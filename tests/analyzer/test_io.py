@@ -41,8 +41,15 @@ def test_every_group_is_lazy_and_holds_the_recorded_values(make_store, synthetic
     path = make_store(tmp_path, **SMALL)
     truth = synthetic_run(**SMALL)
     run = open_run(path)
-    assert set(run.children) == {"scalars", "gradient_stats", "batch_gradients", "weights", "optimizer_state",
-                                 "residuals", "activations"}
+    assert set(run.children) == {
+        "scalars",
+        "gradient_stats",
+        "batch_gradients",
+        "weights",
+        "optimizer_state",
+        "residuals",
+        "activations",
+    }
     for name, node in run.children.items():
         ds = node.to_dataset()
         for var in ds.data_vars:
@@ -244,7 +251,9 @@ def test_open_run_is_exported_at_the_package_top():
 
 
 def test_the_analyzer_imports_no_torch():
-    code = ("import pinnlog.analyzer, pinnlog.analyzer.metrics, pinnlog.analyzer.io, sys; "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import pinnlog.analyzer, pinnlog.analyzer.metrics, pinnlog.analyzer.io, sys; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -138,7 +138,7 @@ def test_widths_give_numel_and_must_match_the_logs(tmp_path):
 def test_user_mistakes_are_one_line_errors(tmp_path):
     with pytest.raises(PaperLogsError, match="no such directory"):
         import_paper_logs(tmp_path / "nowhere", tmp_path / "a.zarr")
-    with pytest.raises(PaperLogsError, match="has no grad_stats2.txt"):
+    with pytest.raises(PaperLogsError, match=r"has no grad_stats2\.txt"):
         import_paper_logs(tmp_path, tmp_path / "a.zarr")
     bad = tmp_path / "bad"
     bad.mkdir()

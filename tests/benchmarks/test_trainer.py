@@ -14,7 +14,13 @@ from benchmarks.pinns.trainer import MLP, PINNTrainer, TrainingConfig
 def tiny(name="burgers", **kw):
     cfg = replace(
         make_config(name, "cpu-small", steps=5),
-        hidden=(16, 16), n_collocation=96, n_batches=4, n_boundary=24, n_probe=8, test_every=2, **kw
+        hidden=(16, 16),
+        n_collocation=96,
+        n_batches=4,
+        n_boundary=24,
+        n_probe=8,
+        test_every=2,
+        **kw,
     )
     return cfg
 
@@ -74,9 +80,7 @@ def test_full_gradient_is_the_mean_of_the_batch_gradients_plus_the_shared_one(rb
         r = trainer.problem.residual(trainer.model, x)[:, 0]
         w = trainer.rba_weight[24 * b : 24 * (b + 1)] if rba else 1.0
         batch_grads.append(grad(((w * r) ** 2).mean()) + shared)
-        torch.testing.assert_close(
-            trainer.batch_loss(trainer.model, b), ((w * r) ** 2).mean(), rtol=1e-6, atol=1e-10
-        )
+        torch.testing.assert_close(trainer.batch_loss(trainer.model, b), ((w * r) ** 2).mean(), rtol=1e-6, atol=1e-10)
     torch.testing.assert_close(torch.stack(batch_grads).mean(0), full, rtol=1e-4, atol=1e-7)
 
 

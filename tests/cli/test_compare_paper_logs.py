@@ -69,8 +69,7 @@ def paper_stores(tmp_path_factory):
 
 
 def test_compare_reports_rba_reaching_10_percent_7_6_times_sooner(cli, paper_stores, tmp_path):
-    result = cli("compare", paper_stores["v"], paper_stores["r"], "--label", "vanilla", "--label", "RBA",
-                 "-o", tmp_path / "ac")
+    result = cli("compare", paper_stores["v"], paper_stores["r"], "--label", "vanilla", "--label", "RBA", "-o", tmp_path / "ac")
     assert result.exit_code == 0, result.stderr
     vanilla = first_step_at_or_below(PAPER_LOGS / "allen_cahn" / "v" / "losses.txt", 0.1)
     rba = first_step_at_or_below(PAPER_LOGS / "allen_cahn" / "r" / "losses.txt", 0.1)
@@ -91,6 +90,5 @@ def test_compare_reports_rba_reaching_10_percent_7_6_times_sooner(cli, paper_sto
         assert run["phases"], run["phases_note"]
         assert f"phases of {run['label']}" in result.stdout
         rows = page.sections[f"Run {run['label']}: phases and summary"]
-        assert [r[:3] for r in rows] == [[p["label"], f"{p['first_step']:,}", f"{p['last_step']:,}"]
-                                         for p in run["phases"]]
+        assert [r[:3] for r in rows] == [[p["label"], f"{p['first_step']:,}", f"{p['last_step']:,}"] for p in run["phases"]]
         assert run["phases"][0]["label"] == "fitting"

@@ -55,8 +55,22 @@ def test_analyze_writes_the_report_beside_the_run_and_quiet_prints_nothing(cli, 
 
 
 def test_compare_uses_the_labels_and_prints_the_ratios(cli, stores, tmp_path):
-    result = cli("compare", *stores, "--label", "adam", "-l", "sgd", "-o", tmp_path / "cmp", "--smooth", "2",
-                 "-t", "0.5", "--threshold", "0.2")
+    result = cli(
+        "compare",
+        *stores,
+        "--label",
+        "adam",
+        "-l",
+        "sgd",
+        "-o",
+        tmp_path / "cmp",
+        "--smooth",
+        "2",
+        "-t",
+        "0.5",
+        "--threshold",
+        "0.2",
+    )
     assert result.exit_code == 0, result.stderr
     summary = json.loads((tmp_path / "cmp" / "summary.json").read_text())
     jsonschema.validate(summary, load_schema())
@@ -130,8 +144,10 @@ BAD_INPUTS = {
     "nothing drawable": (lambda tmp, stores: _wall_time_only(tmp), "holds none of the data a report draws"),
     "unknown option": (lambda tmp, stores: ["analyze", stores[0], "--bogus"], "No such option: --bogus"),
     "smooth below one": (lambda tmp, stores: ["analyze", stores[0], "--smooth", "0"], "'--smooth'"),
-    "threshold not positive": (lambda tmp, stores: ["analyze", stores[0], "-t", "0"],
-                               "--threshold must be a positive test error"),
+    "threshold not positive": (
+        lambda tmp, stores: ["analyze", stores[0], "-t", "0"],
+        "--threshold must be a positive test error",
+    ),
     "threshold not a number": (lambda tmp, stores: ["compare", *stores, "-t", "ten"], "'--threshold'"),
     "output is a file": (_output_is_a_file, "is a file"),
     "missing run": (lambda tmp, stores: ["analyze"], "Missing argument 'run'; see 'pinnlog analyze --help'"),

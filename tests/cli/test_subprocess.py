@@ -23,8 +23,7 @@ PINNLOG = Path(sys.executable).parent / "pinnlog"
 def pinnlog(*args, timeout=300, **kwargs) -> subprocess.CompletedProcess:
     command = [str(PINNLOG)] if PINNLOG.exists() else [sys.executable, "-c", "from pinnlog.analyzer.cli import main; main()"]
     env = {**os.environ, "COLUMNS": "120"}
-    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=env,
-                          **kwargs)
+    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
 
 
 def test_analyze_in_a_subprocess(make_store, tmp_path):
@@ -53,8 +52,16 @@ def test_the_sample_stores_compare_in_a_subprocess(tmp_path):
         assert run["final"]["snr"] == {"step": int(snr["step"][-1]), "value": pytest.approx(float(snr[-1]), rel=1e-12)}
         error = M.relative_l2(open_run(store)).compute()
         assert [e["step"] for e in run["steps_to_error"]] == [M.steps_to_error(error, t) for t in (0.1, 0.05, 0.01)]
-    assert {f["name"] for f in summary["figures"]} >= {"snr", "snr_per_layer", "srr", "mutual_information",
-                                                      "binarization", "weight_norms", "loss", "residuals"}
+    assert {f["name"] for f in summary["figures"]} >= {
+        "snr",
+        "snr_per_layer",
+        "srr",
+        "mutual_information",
+        "binarization",
+        "weight_norms",
+        "loss",
+        "residuals",
+    }
     assert summary["skipped"] == []  # the sample stores record everything a report draws
 
 
@@ -63,7 +70,8 @@ def test_a_user_mistake_is_one_line_on_stderr_and_exit_2(tmp_path):
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'missing.zarr'}: no such run store; check the path (a run is a directory like run.zarr)"]
+        f"error: {tmp_path / 'missing.zarr'}: no such run store; check the path (a run is a directory like run.zarr)"
+    ]
     done = pinnlog("compare", tmp_path / "a.zarr", "--frobnicate")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "No such option: --frobnicate" in done.stderr
@@ -71,11 +79,13 @@ def test_a_user_mistake_is_one_line_on_stderr_and_exit_2(tmp_path):
 
 def test_an_internal_error_exits_1_in_a_real_process(make_store, tmp_path):
     store = make_store(tmp_path, n_steps=6, layers=(2, 3, 1), seed=1, name="bug.zarr")
-    script = ("import sys, pinnlog.analyzer.report as r\n"
-              "def broken(*a, **k): raise RuntimeError('a bug')\n"
-              "r.analyze_run = broken\n"
-              "from pinnlog.analyzer.cli import main\n"
-              f"main(['analyze', {str(store)!r}])\n")
+    script = (
+        "import sys, pinnlog.analyzer.report as r\n"
+        "def broken(*a, **k): raise RuntimeError('a bug')\n"
+        "r.analyze_run = broken\n"
+        "from pinnlog.analyzer.cli import main\n"
+        f"main(['analyze', {str(store)!r}])\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert "RuntimeError: a bug" in done.stderr

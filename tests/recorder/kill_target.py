@@ -14,9 +14,9 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from recorder_problems import AllenCahn, TanhMLP  # noqa: E402
+from recorder_problems import AllenCahn, TanhMLP
 
-from pinnlog.recorder import Recorder, every  # noqa: E402
+from pinnlog.recorder import Recorder, every
 
 
 def record_until_killed(path: str, seed: int, n_steps: int = 1_000_000, announce: bool = True) -> None:
@@ -25,8 +25,17 @@ def record_until_killed(path: str, seed: int, n_steps: int = 1_000_000, announce
     model = TanhMLP([2, 8, 8, 1])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     rec = Recorder(
-        path, model, optimizer, problem.residual_loss, problem.n_batches, schedule=every(2), raw_schedule=every(3),
-        residuals=problem.residuals, probe=problem.points, probe_schedule=every(4), shared_loss=problem.ic_loss,
+        path,
+        model,
+        optimizer,
+        problem.residual_loss,
+        problem.n_batches,
+        schedule=every(2),
+        raw_schedule=every(3),
+        residuals=problem.residuals,
+        probe=problem.points,
+        probe_schedule=every(4),
+        shared_loss=problem.ic_loss,
     )
     for step in range(n_steps):
         optimizer.zero_grad()

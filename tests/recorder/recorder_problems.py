@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+import itertools
+
+from torch import nn
 
 
 class TanhMLP(nn.Module):
@@ -21,7 +23,7 @@ class TanhMLP(nn.Module):
 
     def __init__(self, widths, dropout: float = 0.0):
         super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
         self.dropout = nn.Dropout(dropout) if dropout else None
 
     def forward(self, x):
@@ -45,7 +47,7 @@ class AllenCahn:
         self.ic_points = torch.cat([torch.zeros_like(x0), x0], dim=1)
         self.ic_values = (x0**2 * torch.cos(math.pi * x0)).squeeze(1)
 
-    def to(self, device) -> "AllenCahn":
+    def to(self, device) -> AllenCahn:
         for name in ("points", "ic_points", "ic_values"):
             setattr(self, name, getattr(self, name).to(device))
         return self
@@ -108,9 +110,9 @@ def classifier(seed: int = 0, dropout: float = 0.0, batchnorm: bool = False) -> 
 def _backward_gradient(twin, loss) -> np.ndarray:
     twin.zero_grad(set_to_none=True)
     loss.backward()
-    return np.concatenate([
-        (p.grad if p.grad is not None else torch.zeros_like(p)).detach().cpu().numpy().ravel() for p in twin.parameters()
-    ]).astype(np.float64)
+    return np.concatenate(
+        [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().cpu().numpy().ravel() for p in twin.parameters()]
+    ).astype(np.float64)
 
 
 def reference_batch_gradients(model, batch_loss, n_batches, shared_loss=None) -> np.ndarray:
@@ -130,7 +132,7 @@ def reference_batch_gradients(model, batch_loss, n_batches, shared_loss=None) ->
 def tensor_slices(model) -> list[slice]:
     """Where each parameter tensor sits on the flat axis, from ``model.parameters()`` alone."""
     bounds = np.cumsum([0] + [p.numel() for p in model.parameters()])
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 def reference_reductions(grads: np.ndarray, slices) -> dict[str, np.ndarray]:

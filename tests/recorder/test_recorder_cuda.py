@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from recorder_problems import AllenCahn, TanhMLP, reference_batch_gradients, reference_reductions, tensor_slices
 
 torch = pytest.importorskip("torch")
-from pinnlog.analyzer.io import open_run  # noqa: E402
-from pinnlog.recorder import Recorder, every  # noqa: E402
+from pinnlog.analyzer.io import open_run
+from pinnlog.recorder import Recorder, every
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -22,8 +21,18 @@ def _run(path, n_steps=12, dropout=0.1, reference=True):
     rec = expected = None
     if path is not None:
         expected = {"loss": [], "grads": {}, "residual": {}, "weights": {}}
-        rec = Recorder(path, model, optimizer, problem.residual_loss, problem.n_batches, schedule=every(3),
-                       raw_schedule=every(6), residuals=problem.residuals, probe=problem.points, shared_loss=problem.ic_loss)
+        rec = Recorder(
+            path,
+            model,
+            optimizer,
+            problem.residual_loss,
+            problem.n_batches,
+            schedule=every(3),
+            raw_schedule=every(6),
+            residuals=problem.residuals,
+            probe=problem.points,
+            shared_loss=problem.ic_loss,
+        )
     for step in range(n_steps):
         optimizer.zero_grad()
         loss = problem.full_loss(model)
@@ -32,8 +41,9 @@ def _run(path, n_steps=12, dropout=0.1, reference=True):
         if rec is not None and reference:
             expected["loss"].append(loss.item())
             if step % 3 == 0:
-                expected["grads"][step] = reference_batch_gradients(model, problem.residual_loss, problem.n_batches,
-                                                                    shared_loss=problem.ic_loss)
+                expected["grads"][step] = reference_batch_gradients(
+                    model, problem.residual_loss, problem.n_batches, shared_loss=problem.ic_loss
+                )
             if step % 6 == 0:
                 expected["residual"][step] = problem.residuals(model).cpu().numpy()
                 expected["weights"][step] = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).cpu().numpy()

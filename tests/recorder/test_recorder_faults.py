@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+from torch import nn
 
-from pinnlog.analyzer.errors import PinnlogError, RecorderError, WriterError  # noqa: E402
-from pinnlog.analyzer.io import open_run  # noqa: E402
-from pinnlog.recorder import Recorder, every  # noqa: E402
-from pinnlog.recorder import writer as writer_module  # noqa: E402
-from pinnlog.recorder.store import RunStore  # noqa: E402
+from pinnlog.analyzer.errors import PinnlogError, RecorderError, WriterError
+from pinnlog.analyzer.io import open_run
+from pinnlog.recorder import Recorder, every
+from pinnlog.recorder import writer as writer_module
+from pinnlog.recorder.store import RunStore
 
 X = torch.randn(8, 3)
 

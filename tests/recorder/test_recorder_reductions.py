@@ -7,7 +7,6 @@ import copy
 import numpy as np
 import pytest
 import xarray as xr
-
 from recorder_problems import (
     AllenCahn,
     Blobs,
@@ -19,8 +18,8 @@ from recorder_problems import (
 )
 
 torch = pytest.importorskip("torch")
-from pinnlog.analyzer.io import open_run  # noqa: E402
-from pinnlog.recorder import Recorder  # noqa: E402
+from pinnlog.analyzer.io import open_run
+from pinnlog.recorder import Recorder
 
 RTOL = 1e-6
 
@@ -49,8 +48,13 @@ def _train_and_capture(path, model, optimizer, problem, capture_steps, n_steps, 
         losses = {"batch_loss": problem.batch_loss}
     expected = {}
     with Recorder(
-        path, model, optimizer, n_batches=problem.n_batches, schedule=capture_steps,
-        raw_schedule=capture_steps if raw else None, **losses,
+        path,
+        model,
+        optimizer,
+        n_batches=problem.n_batches,
+        schedule=capture_steps,
+        raw_schedule=capture_steps if raw else None,
+        **losses,
     ) as rec:
         for step in range(n_steps):
             optimizer.zero_grad()

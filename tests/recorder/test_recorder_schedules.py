@@ -33,8 +33,10 @@ def test_paper_cadence_matches_the_steps_the_authors_logged():
     assert PAPER.select(range(1, 300_001)) == logged
 
 
-@pytest.mark.parametrize("expr", ["every(2, stop=300) | every(100, start=300)", "every(7, start=3)", "logspaced(5000, 40)",
-                                  "steps([1, 5, 9]) | every(50)"])
+@pytest.mark.parametrize(
+    "expr",
+    ["every(2, stop=300) | every(100, start=300)", "every(7, start=3)", "logspaced(5000, 40)", "steps([1, 5, 9]) | every(50)"],
+)
 def test_repr_rebuilds_the_same_schedule(expr):
     schedule = eval(expr, {"every": every, "logspaced": logspaced, "steps": steps})
     rebuilt = eval(repr(schedule), {"every": every, "logspaced": logspaced, "steps": steps})

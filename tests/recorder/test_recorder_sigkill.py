@@ -17,9 +17,9 @@ import xarray as xr
 import zarr
 
 pytest.importorskip("torch")
-from pinnlog.analyzer.format import GROUPS  # noqa: E402
-from pinnlog.analyzer.io import open_run  # noqa: E402
-from pinnlog.analyzer.verify import repair_run  # noqa: E402
+from pinnlog.analyzer.format import GROUPS
+from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer.verify import repair_run
 
 N_KILLS = 20
 
@@ -28,7 +28,10 @@ N_KILLS = 20
 def fork_server():
     server = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("kill_target.py"))],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
     )
     assert server.stdout.readline().strip() == "SERVER READY"
     yield server

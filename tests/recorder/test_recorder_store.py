@@ -9,15 +9,14 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
-
 from recorder_problems import AllenCahn, TanhMLP
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+from torch import nn
 
-from pinnlog.analyzer.format import GROUPS  # noqa: E402
-from pinnlog.analyzer.io import open_run  # noqa: E402
-from pinnlog.recorder import Recorder, every  # noqa: E402
+from pinnlog.analyzer.format import GROUPS
+from pinnlog.analyzer.io import open_run
+from pinnlog.recorder import Recorder, every
 
 
 def _record_everything(path, model, problem, n_steps=6, rba=False, **options):
@@ -26,8 +25,17 @@ def _record_everything(path, model, problem, n_steps=6, rba=False, **options):
     residuals = (lambda m: (problem.residuals(m), weights)) if rba else problem.residuals
     expected = {"residual": {}, "activations": {}}
     with Recorder(
-        path, model, optimizer, problem.residual_loss, problem.n_batches, schedule=every(2), raw_schedule=every(3),
-        residuals=residuals, probe=problem.points, shared_loss=problem.ic_loss, config={"pde": "allen-cahn", "eps": 1e-4},
+        path,
+        model,
+        optimizer,
+        problem.residual_loss,
+        problem.n_batches,
+        schedule=every(2),
+        raw_schedule=every(3),
+        residuals=residuals,
+        probe=problem.points,
+        shared_loss=problem.ic_loss,
+        config={"pde": "allen-cahn", "eps": 1e-4},
         **options,
     ) as rec:
         for step in range(n_steps):
@@ -90,7 +98,9 @@ def test_root_attributes_describe_the_run(run_path):
     assert [t["is_bias"] for t in attrs["layout"]] == [n.endswith("bias") for n, _ in named]
     assert [t["layer"] for t in attrs["layout"]] == [0, 0, 1, 1, 2, 2]
     assert [(la["name"], la["module"], la["width"]) for la in attrs["layers"]] == [
-        ("layer_0", "layers.0", 8), ("layer_1", "layers.1", 5), ("layer_2", "layers.2", 1)
+        ("layer_0", "layers.0", 8),
+        ("layer_1", "layers.1", 5),
+        ("layer_2", "layers.2", 1),
     ]
     assert attrs["activation_layers"] == ["layer_0", "layer_1"]
 
@@ -143,8 +153,9 @@ def test_residuals_and_rba_weights_are_stored_per_sample(run_path):
 def test_scalars_keep_every_step_and_missing_values_are_nan(run_path):
     model = nn.Linear(2, 1)
     x = torch.randn(8, 2)
-    with Recorder(run_path, model, torch.optim.SGD(model.parameters(), lr=0.1), lambda m, b: m(x[b::2]).mean(), 2,
-                  schedule=None) as rec:
+    with Recorder(
+        run_path, model, torch.optim.SGD(model.parameters(), lr=0.1), lambda m, b: m(x[b::2]).mean(), 2, schedule=None
+    ) as rec:
         for step in range(0, 30, 3):
             extra = {"test_error": torch.tensor(step / 10)} if step % 2 == 0 else {}
             rec.step(step, loss=float(step), **extra)
@@ -161,12 +172,15 @@ def test_scalars_keep_every_step_and_missing_values_are_nan(run_path):
 def test_exit_by_exception_marks_the_run_interrupted_and_keeps_its_steps(run_path):
     model = nn.Linear(2, 1)
     x = torch.randn(8, 2)
-    with pytest.raises(KeyboardInterrupt):
-        with Recorder(run_path, model, torch.optim.SGD(model.parameters(), lr=0.1), lambda m, b: m(x[b::2]).mean(), 2,
-                      schedule=every(2)) as rec:
-            for step in range(5):
-                rec.step(step, loss=step)
-            raise KeyboardInterrupt
+    with (
+        pytest.raises(KeyboardInterrupt),
+        Recorder(
+            run_path, model, torch.optim.SGD(model.parameters(), lr=0.1), lambda m, b: m(x[b::2]).mean(), 2, schedule=every(2)
+        ) as rec,
+    ):
+        for step in range(5):
+            rec.step(step, loss=step)
+        raise KeyboardInterrupt
     run = open_run(run_path)
     assert run.attrs["status"] == "interrupted"
     assert run["scalars"]["step"].values.tolist() == [0, 1, 2, 3, 4]
@@ -176,8 +190,9 @@ def test_exit_by_exception_marks_the_run_interrupted_and_keeps_its_steps(run_pat
 def test_a_live_store_reads_as_a_consistent_prefix(run_path):
     model = nn.Linear(2, 1)
     x = torch.randn(8, 2)
-    rec = Recorder(run_path, model, torch.optim.SGD(model.parameters(), lr=0.1), lambda m, b: m(x[b::2]).mean(), 2,
-                   schedule=every(1))
+    rec = Recorder(
+        run_path, model, torch.optim.SGD(model.parameters(), lr=0.1), lambda m, b: m(x[b::2]).mean(), 2, schedule=every(1)
+    )
     for step in range(4):
         rec.step(step, loss=step)
     rec.flush()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from recorder_problems import AllenCahn, Blobs, TanhMLP, classifier
 
 torch = pytest.importorskip("torch")
-from pinnlog.analyzer.io import open_run  # noqa: E402
-from pinnlog.recorder import Recorder, every  # noqa: E402
+from pinnlog.analyzer.io import open_run
+from pinnlog.recorder import Recorder, every
 
 
 def _pinn_run(path, n_steps=50):
@@ -21,8 +20,16 @@ def _pinn_run(path, n_steps=50):
     rec = None
     if path is not None:
         rec = Recorder(
-            path, model, optimizer, problem.residual_loss, problem.n_batches, schedule=every(5),
-            raw_schedule=every(15), residuals=problem.residuals, probe=problem.points, shared_loss=problem.ic_loss,
+            path,
+            model,
+            optimizer,
+            problem.residual_loss,
+            problem.n_batches,
+            schedule=every(5),
+            raw_schedule=every(15),
+            residuals=problem.residuals,
+            probe=problem.points,
+            shared_loss=problem.ic_loss,
         )
     return _train(model, optimizer, lambda: problem.full_loss(model), rec, n_steps)
 
@@ -34,8 +41,17 @@ def _classifier_run(path, n_steps=50):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     rec = None
     if path is not None:
-        rec = Recorder(path, model, optimizer, problem.batch_loss, problem.n_batches, schedule=every(3), raw_schedule=every(20),
-                       probe=problem.inputs, layers=["2", "5"])
+        rec = Recorder(
+            path,
+            model,
+            optimizer,
+            problem.batch_loss,
+            problem.n_batches,
+            schedule=every(3),
+            raw_schedule=every(20),
+            probe=problem.inputs,
+            layers=["2", "5"],
+        )
 
     def minibatch_loss():
         idx = torch.randint(0, problem.inputs.shape[0], (24,))

@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # benchmarks/ is not installed: the campaigns are imported from the checkout
     sys.path.insert(0, str(ROOT))
-from hostile_corpus import build_corpus  # noqa: E402
+from hostile_corpus import build_corpus
 
-from pinnlog.analyzer.cli import main  # noqa: E402
+from pinnlog.analyzer.cli import main
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,20 @@ import numpy as np
 
 from pinnlog.recorder.store import RunStore
 
-__all__ = ["LAYOUT", "LAYERS", "SCRIPT", "IMG", "batch_reductions", "write_healthy_store", "edit_node", "set_root_attr",
-           "set_group_attr", "first_chunk", "evil_pickle", "shard_of"]
+__all__ = [
+    "IMG",
+    "LAYERS",
+    "LAYOUT",
+    "SCRIPT",
+    "batch_reductions",
+    "edit_node",
+    "evil_pickle",
+    "first_chunk",
+    "set_group_attr",
+    "set_root_attr",
+    "shard_of",
+    "write_healthy_store",
+]
 
 #: A two-layer MLP [2] -> [3] -> [1]: weight, bias, weight, bias (P = 13 parameters).
 LAYOUT = [

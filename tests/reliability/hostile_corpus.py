@@ -26,7 +26,7 @@ import numpy as np
 import zarr
 
 sys.path.insert(0, str(Path(__file__).parent))
-from corpus_tools import (  # noqa: E402
+from corpus_tools import (
     IMG,
     LAYERS,
     LAYOUT,
@@ -41,19 +41,54 @@ from corpus_tools import (  # noqa: E402
     write_healthy_store,
 )
 
-from pinnlog.recorder.store import RunStore  # noqa: E402
+from pinnlog.recorder.store import RunStore
 
 __all__ = ["CASE_NAMES", "HostileCase", "build_corpus"]
 
 CASE_NAMES = (
-    "healthy", "not_a_directory", "plain_directory", "zarr_v2_pickle", "root_json_garbage", "root_json_deep_nesting",
-    "format_unknown", "format_wrong_type", "format_missing", "status_missing", "status_wrong_type",
-    "n_committed_string", "n_committed_negative", "n_committed_beyond_capacity", "layout_wrong_type",
-    "n_batches_wrong_type", "layout_mismatch", "huge_string_attrs", "html_in_names", "wrong_dims_swapped",
-    "wrong_dim_names", "no_dimension_names", "wrong_dtype", "string_variable", "truncated_chunk", "bitflip_chunk",
-    "unknown_codec", "pickle_codec", "pickle_in_shard", "group_json_garbage", "symlink_chunk_outside",
-    "symlink_metadata_outside", "symlink_group_outside", "symlink_dev_zero", "fifo_chunk", "fifo_metadata",
-    "nan_everywhere", "inf_everywhere", "zero_variance", "one_batch", "one_step", "empty_run", "steps_not_increasing",
+    "healthy",
+    "not_a_directory",
+    "plain_directory",
+    "zarr_v2_pickle",
+    "root_json_garbage",
+    "root_json_deep_nesting",
+    "format_unknown",
+    "format_wrong_type",
+    "format_missing",
+    "status_missing",
+    "status_wrong_type",
+    "n_committed_string",
+    "n_committed_negative",
+    "n_committed_beyond_capacity",
+    "layout_wrong_type",
+    "n_batches_wrong_type",
+    "layout_mismatch",
+    "huge_string_attrs",
+    "html_in_names",
+    "wrong_dims_swapped",
+    "wrong_dim_names",
+    "no_dimension_names",
+    "wrong_dtype",
+    "string_variable",
+    "truncated_chunk",
+    "bitflip_chunk",
+    "unknown_codec",
+    "pickle_codec",
+    "pickle_in_shard",
+    "group_json_garbage",
+    "symlink_chunk_outside",
+    "symlink_metadata_outside",
+    "symlink_group_outside",
+    "symlink_dev_zero",
+    "fifo_chunk",
+    "fifo_metadata",
+    "nan_everywhere",
+    "inf_everywhere",
+    "zero_variance",
+    "one_batch",
+    "one_step",
+    "empty_run",
+    "steps_not_increasing",
     "unknown_group",
 )
 
@@ -127,8 +162,14 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
         (arr / ".zarray").write_text(
             json.dumps(
                 {
-                    "zarr_format": 2, "shape": [1], "chunks": [1], "dtype": "|O", "compressor": None,
-                    "fill_value": None, "filters": [{"id": "pickle", "protocol": 2}], "order": "C",
+                    "zarr_format": 2,
+                    "shape": [1],
+                    "chunks": [1],
+                    "dtype": "|O",
+                    "compressor": None,
+                    "fill_value": None,
+                    "filters": [{"id": "pickle", "protocol": 2}],
+                    "order": "C",
                 }
             )
         )
@@ -143,7 +184,9 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
     def _(p):
         copy(p)
         doc = (p / "zarr.json").read_text()
-        (p / "zarr.json").write_text(doc.replace('"pinnlog_format": 1', '"deep": ' + "[" * 100_000 + "]" * 100_000 + ', "pinnlog_format": 1', 1))
+        (p / "zarr.json").write_text(
+            doc.replace('"pinnlog_format": 1', '"deep": ' + "[" * 100_000 + "]" * 100_000 + ', "pinnlog_format": 1', 1)
+        )
 
     @case("format_unknown", "pinnlog_format = 99", True, 2)
     def _(p):
@@ -222,7 +265,9 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
         shutil.copytree(p / "scalars" / "loss", p / "scalars" / IMG)
 
     # -- arrays ------------------------------------------------------------------------------------------
-    @case("wrong_dims_swapped", "gradient_stats/sum_mu2 declares its dims as (tensor, capture)", True, 1, "gradient_stats/sum_mu2")
+    @case(
+        "wrong_dims_swapped", "gradient_stats/sum_mu2 declares its dims as (tensor, capture)", True, 1, "gradient_stats/sum_mu2"
+    )
     def _(p):
         copy(p)
         edit_node(p, "gradient_stats/sum_mu2", lambda d: d.__setitem__("dimension_names", ["tensor", "capture"]))
@@ -260,7 +305,13 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
         data = chunk.read_bytes()
         chunk.write_bytes(data[: len(data) // 2])
 
-    @case("bitflip_chunk", "bits flipped inside a batch_gradients chunk and a gradient_stats chunk", False, 1, "sum_rms2 = sum_mu2 + sum_sigma2")
+    @case(
+        "bitflip_chunk",
+        "bits flipped inside a batch_gradients chunk and a gradient_stats chunk",
+        False,
+        1,
+        "sum_rms2 = sum_mu2 + sum_sigma2",
+    )
     def _(p):
         copy(p)
         for array in ("batch_gradients/batch_gradients", "gradient_stats/sum_sigma2"):
@@ -278,7 +329,9 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
     @case("pickle_codec", "scalars/loss decoded by numcodecs.pickle, chunk = a code-running pickle", True, 1, "numcodecs.pickle")
     def _(p):
         copy(p)
-        edit_node(p, "scalars/loss", lambda d: d.__setitem__("codecs", [{"name": "numcodecs.pickle", "configuration": {"protocol": 2}}]))
+        edit_node(
+            p, "scalars/loss", lambda d: d.__setitem__("codecs", [{"name": "numcodecs.pickle", "configuration": {"protocol": 2}}])
+        )
         first_chunk(p, "scalars/loss").write_bytes(evil_pickle(marker))
 
     @case("pickle_in_shard", "a pickle codec hidden inside sharding_indexed", True, 1, "numcodecs.pickle")
@@ -299,7 +352,7 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
     @case("group_json_garbage", "the residuals group's zarr.json is not JSON", True, 1, "residuals/zarr.json")
     def _(p):
         copy(p)
-        (p / "residuals" / "zarr.json").write_bytes(b"{\"attributes\": ")
+        (p / "residuals" / "zarr.json").write_bytes(b'{"attributes": ')
 
     # -- the file system -----------------------------------------------------------------------------------
     @case("symlink_chunk_outside", "a chunk file is a symlink to a file outside the store", False, 1, "scalars/loss/c/0", True)
@@ -347,7 +400,7 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
     # -- numbers -------------------------------------------------------------------------------------------
     def fill_floats(p, value):
         g = zarr.open_group(p, mode="r+")
-        for gname, group in g.groups():
+        for _gname, group in g.groups():
             for _, arr in group.arrays():
                 if arr.dtype.kind == "f":
                     arr[...] = value

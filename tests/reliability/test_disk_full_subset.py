@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("torch")
-from benchmarks.reliability.disk_full import N_STEPS, scenario, train  # noqa: E402
+from benchmarks.reliability.disk_full import N_STEPS, scenario, train
 
 
 @pytest.mark.timeout(300)

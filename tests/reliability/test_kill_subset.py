@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("torch")
-from benchmarks.reliability.kill import run_campaign  # noqa: E402
+from benchmarks.reliability.kill import run_campaign
 
 
 @pytest.mark.timeout(600)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("torch")
-from benchmarks.reliability.live_read import run_campaign  # noqa: E402
+from benchmarks.reliability.live_read import run_campaign
 
 
 @pytest.mark.timeout(300)

@@ -26,8 +26,9 @@ def committed_rows(path) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for name, group in root.groups():
         n = group.attrs["n_committed"]
-        out[name] = {var: arr[:n] if arr.metadata.dimension_names[0] == GROUPS[name].axis else arr[...]
-                     for var, arr in group.arrays()}
+        out[name] = {
+            var: arr[:n] if arr.metadata.dimension_names[0] == GROUPS[name].axis else arr[...] for var, arr in group.arrays()
+        }
     return out
 
 
@@ -83,7 +84,10 @@ def test_a_node_whose_creation_a_kill_interrupted_is_harmless_and_repair_removes
     before = committed_rows(path)
     report = verify_run(path)
     assert [(f.where, f.level) for f in report.findings if f.check == "metadata"] == [
-        ("activations", "warning"), ("residuals_stub", "warning"), ("scalars/lr", "warning")]
+        ("activations", "warning"),
+        ("residuals_stub", "warning"),
+        ("scalars/lr", "warning"),
+    ]
     assert levels(report, "status") == ["damaged"] and sum(f.level == "damaged" for f in report.findings) == 1
     repaired = repair_run(path)
     assert not (path / "activations").exists() and not (path / "scalars" / "lr").exists()

@@ -27,8 +27,7 @@ def full_truth(synthetic_run):
 @pytest.fixture(scope="session")
 def sparse_store(tmp_path_factory, make_store) -> Path:
     """Gradient statistics and scalars only, SGD (no Adam moments): several figures must be skipped."""
-    return make_store(tmp_path_factory.mktemp("sparse"), n_steps=30, layers=(2, 6, 1), seed=4, adam=False,
-                      name="sparse.zarr")
+    return make_store(tmp_path_factory.mktemp("sparse"), n_steps=30, layers=(2, 6, 1), seed=4, adam=False, name="sparse.zarr")
 
 
 @pytest.fixture(scope="session")

@@ -18,13 +18,23 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not (CHROMIUM and Path(CHROMEDRIVER).exists()),
-                       reason="chromium or chromium-driver is not installed (apt-get install chromium chromium-driver)"),
+    pytest.mark.skipif(
+        not (CHROMIUM and Path(CHROMEDRIVER).exists()),
+        reason="chromium or chromium-driver is not installed (apt-get install chromium chromium-driver)",
+    ),
 ]
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1300,900")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1300,900",
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +66,8 @@ def test_every_image_decodes_and_the_console_has_no_error(browser, request, whic
     browser.get_log("browser")  # drop anything from before this page
     browser.get(report.html.as_uri())
     images = browser.execute_script(
-        "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt])")
+        "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt])"
+    )
     figures = report.summary["figures"]
     assert len(images) == len(figures) > 0
     for (complete, width, height, alt), figure in zip(images, figures, strict=True):

@@ -97,8 +97,7 @@ def test_comparing_a_run_with_itself_gets_distinct_default_labels(sparse_store, 
     assert {s["speedup"] for s in report.summary["comparison"]["speedups"]} == {1.0}
 
 
-def test_a_store_behind_a_url_is_analyzed_and_reported_in_the_current_directory(write_run, synthetic_run, tmp_path,
-                                                                              monkeypatch):
+def test_a_store_behind_a_url_is_analyzed_and_reported_in_the_current_directory(write_run, synthetic_run, tmp_path, monkeypatch):
     truth = synthetic_run(n_steps=8, layers=(2, 4, 1), seed=9)
     url = write_run("memory://report-test/url_run.zarr", truth)
     monkeypatch.chdir(tmp_path)
@@ -106,18 +105,25 @@ def test_a_store_behind_a_url_is_analyzed_and_reported_in_the_current_directory(
     assert report.out_dir == tmp_path / "url_run_report"
     run = report.summary["runs"][0]
     assert run["path"] == "memory://report-test/url_run.zarr" and run["label"] == "url_run"
-    g = truth.gradients[-1].astype(np.float64)[:, np.concatenate(
-        [np.full(t["numel"], not t["is_bias"]) for t in truth.layout])]
-    assert run["final"]["snr"]["value"] == pytest.approx(
-        np.linalg.norm(g.mean(axis=0)) / np.linalg.norm(g.std(axis=0)), rel=1e-9)
+    g = truth.gradients[-1].astype(np.float64)[:, np.concatenate([np.full(t["numel"], not t["is_bias"]) for t in truth.layout])]
+    assert run["final"]["snr"]["value"] == pytest.approx(np.linalg.norm(g.mean(axis=0)) / np.linalg.norm(g.std(axis=0)), rel=1e-9)
 
 
 def test_loss_terms_are_the_loss_prefixed_scalars(tmp_path):
     from pinnlog.recorder.store import RunStore
 
     store = RunStore(tmp_path / "terms.zarr", {})
-    store.append("scalars", {"step": np.arange(4), "loss": np.ones(4), "loss_pde": np.ones(4), "loss_bc": np.ones(4),
-                             "lr": np.ones(4), "wall_time": np.arange(4.0)})
+    store.append(
+        "scalars",
+        {
+            "step": np.arange(4),
+            "loss": np.ones(4),
+            "loss_pde": np.ones(4),
+            "loss_bc": np.ones(4),
+            "lr": np.ones(4),
+            "wall_time": np.arange(4.0),
+        },
+    )
     store.close()
     lazy, missing = build.lazy_metrics(open_run(tmp_path / "terms.zarr"), 1)
     assert sorted(lazy["loss_terms"].data_vars) == ["loss_bc", "loss_pde"]
@@ -131,14 +137,12 @@ def test_figures_drawn_on_two_processes_are_those_drawn_in_one(full_store, tmp_p
     run = open_run(full_store)
     lazy, missing = build.lazy_metrics(run, 3)
     values, _ = build.compute_all(lazy, None, lambda *args: None, "computing")
-    result = RunResult("run", str(full_store), {}, {}, values, missing, detect_phases(values["snr"]), None,
-                       {0.1: None}, smooth=3)
+    result = RunResult("run", str(full_store), {}, {}, values, missing, detect_phases(values["snr"]), None, {0.1: None}, smooth=3)
     calls = []
     drawn = {}
     for processes in (1, 2):
         (tmp_path / str(processes)).mkdir()
-        drawn[processes] = draw_figures([result], tmp_path / str(processes), lambda *a: calls.append(a),
-                                        processes=processes)
+        drawn[processes] = draw_figures([result], tmp_path / str(processes), lambda *a: calls.append(a), processes=processes)
     (figures_1, pngs_1, skipped_1), (figures_2, pngs_2, skipped_2) = drawn[1], drawn[2]
     assert figures_1 == figures_2 and skipped_1 == skipped_2 and pngs_1.keys() == pngs_2.keys()
     for name, png in pngs_1.items():

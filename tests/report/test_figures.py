@@ -26,9 +26,11 @@ def per_layer(values, names=None) -> xr.DataArray:
     values = np.asarray(values, dtype=float)
     n_steps, n_layers = values.shape
     names = names or [f"layer_{i}" for i in range(n_layers)]
-    return xr.DataArray(values, dims=("step", "layer"),
-                        coords={"step": np.arange(1, n_steps + 1) * 3, "layer": np.arange(n_layers),
-                                "layer_name": ("layer", names)})
+    return xr.DataArray(
+        values,
+        dims=("step", "layer"),
+        coords={"step": np.arange(1, n_steps + 1) * 3, "layer": np.arange(n_layers), "layer_name": ("layer", names)},
+    )
 
 
 def table(*spans) -> PhaseTable:
@@ -76,8 +78,10 @@ def test_one_run_phases_are_shaded_from_one_onset_to_the_next_and_labelled():
 def test_overlaid_runs_get_their_own_colour_and_their_own_phase_lines():
     a, b = curve([3.0, 2.0, 1.0]), curve([4.0, 0.5, 0.2])
     colors = F.run_colors(["vanilla", "RBA"])
-    phases = {"vanilla": table(("fitting", 10, 10), ("diffusion", 20, 30)),
-              "RBA": table(("fitting", 10, 10), ("total diffusion", 30, 30))}
+    phases = {
+        "vanilla": table(("fitting", 10, 10), ("diffusion", 20, 30)),
+        "RBA": table(("fitting", 10, 10), ("total diffusion", 30, 30)),
+    }
     ax = F.plot_snr({"vanilla": a, "RBA": b}, phases=phases)
     for label, values in (("vanilla", a), ("RBA", b)):
         (line,) = lines_with_label(ax, label)

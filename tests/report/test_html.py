@@ -17,9 +17,39 @@ from pinnlog.analyzer.report import analyze_run
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>&amp; "quoted" \'single\''
 
 #: Every element the report may contain: no script, no iframe, nothing that loads from elsewhere.
-ALLOWED_TAGS = {"html", "head", "meta", "link", "title", "style", "body", "h1", "h2", "h3", "h4", "p", "b", "table",
-                "caption", "thead", "tbody", "tr", "th", "td", "figure", "img", "figcaption", "a", "span", "br", "ul",
-                "li", "details", "summary", "pre"}
+ALLOWED_TAGS = {
+    "html",
+    "head",
+    "meta",
+    "link",
+    "title",
+    "style",
+    "body",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "p",
+    "b",
+    "table",
+    "caption",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "figure",
+    "img",
+    "figcaption",
+    "a",
+    "span",
+    "br",
+    "ul",
+    "li",
+    "details",
+    "summary",
+    "pre",
+}
 
 
 class Page(HTMLParser):
@@ -59,8 +89,7 @@ def hostile_report(tmp_path_factory, make_store):
     root = zarr.open_group(path, mode="r+")
     layers = root.attrs["layers"]
     layers[0]["name"] = HOSTILE
-    root.attrs.update({"config": {"note": HOSTILE, HOSTILE: [HOSTILE]}, "layers": layers, "device": HOSTILE,
-                       "model": HOSTILE})
+    root.attrs.update({"config": {"note": HOSTILE, HOSTILE: [HOSTILE]}, "layers": layers, "device": HOSTILE, "model": HOSTILE})
     return analyze_run(path, tmp / "out", label=HOSTILE, smooth=1)
 
 
@@ -89,7 +118,7 @@ def test_every_image_is_embedded_and_is_the_png_written_beside_it(full_report):
     for attrs, figure in zip(images, figures, strict=True):
         prefix = "data:image/png;base64,"
         assert attrs["src"].startswith(prefix)
-        png = base64.b64decode(attrs["src"][len(prefix):])
+        png = base64.b64decode(attrs["src"][len(prefix) :])
         assert png == (full_report.out_dir / figure["png"]).read_bytes()
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
         assert (full_report.out_dir / figure["svg"]).read_text().lstrip().startswith("<?xml")
@@ -108,8 +137,11 @@ def test_phase_table_rows_are_the_summary_phases(full_report):
 def test_skipped_figures_are_listed_with_the_metric_error(sparse_store, tmp_path):
     run = open_run(sparse_store)
     expected = {}
-    for figure, metric in (("mutual_information", M.mutual_information), ("binarization", M.binarization),
-                           ("residuals", lambda r: r["residuals"])):
+    for figure, metric in (
+        ("mutual_information", M.mutual_information),
+        ("binarization", M.binarization),
+        ("residuals", lambda r: r["residuals"]),
+    ):
         with pytest.raises((MissingGroupError, KeyError)) as info:
             metric(run)
         expected[figure] = info.value

@@ -58,8 +58,13 @@ def test_schema_rejects_documents_that_break_the_contract(full_report, compare_r
 def test_final_values_equal_the_metric_functions(full_store, full_report):
     run = open_run(full_store)
     final = full_report.summary["runs"][0]["final"]
-    for key, metric in (("snr", M.snr(run)), ("srr_b", M.srr_b(run)), ("srr_c", M.srr_c(run)),
-                        ("test_error", M.relative_l2(run)), ("loss", run["scalars"]["loss"])):
+    for key, metric in (
+        ("snr", M.snr(run)),
+        ("srr_b", M.srr_b(run)),
+        ("srr_c", M.srr_c(run)),
+        ("test_error", M.relative_l2(run)),
+        ("loss", run["scalars"]["loss"]),
+    ):
         step, value = _last_finite(metric)
         assert final[key] == {"step": step, "value": pytest.approx(value, rel=1e-12)}, key
     error = M.relative_l2(run).compute()
@@ -95,7 +100,8 @@ def test_phases_are_those_detected_on_the_raw_snr(full_store, full_report):
     table = detect_phases(M.snr(open_run(full_store)).compute())
     rows = full_report.summary["runs"][0]["phases"]
     assert [(r["label"], r["first_step"], r["last_step"]) for r in rows] == [
-        (p.label, p.first_step, p.last_step) for p in table.phases]
+        (p.label, p.first_step, p.last_step) for p in table.phases
+    ]
     assert [r["median_snr"] for r in rows] == pytest.approx([p.median for p in table.phases], rel=1e-12)
 
 
@@ -121,16 +127,24 @@ def test_metadata_and_recorded_rows_come_from_the_store(full_report, full_truth)
 
 
 def _run_doc(label, steps, phases):
-    return {"label": label, "steps_to_error": [{"threshold": t, "step": s} for t, s in steps.items()],
-            "phases": [{"label": name, "first_step": a, "last_step": b, "median_snr": m, "slope": 0.0}
-                       for name, a, b, m in phases]}
+    return {
+        "label": label,
+        "steps_to_error": [{"threshold": t, "step": s} for t, s in steps.items()],
+        "phases": [{"label": name, "first_step": a, "last_step": b, "median_snr": m, "slope": 0.0} for name, a, b, m in phases],
+    }
 
 
 def test_comparison_ratios_follow_their_definitions():
-    vanilla = _run_doc("vanilla", {0.1: 110_800, 0.05: 160_000, 0.01: None},
-                       [("fitting", 2, 140, 30.0), ("diffusion", 150, 91_600, 0.1), ("total diffusion", 91_700, 300_000, 2.0)])
-    rba = _run_doc("RBA", {0.1: 14_600, 0.05: 20_000, 0.01: 100_000},
-                   [("fitting", 2, 140, 30.0), ("diffusion", 150, 11_000, 0.1), ("total diffusion", 11_100, 300_000, 3.0)])
+    vanilla = _run_doc(
+        "vanilla",
+        {0.1: 110_800, 0.05: 160_000, 0.01: None},
+        [("fitting", 2, 140, 30.0), ("diffusion", 150, 91_600, 0.1), ("total diffusion", 91_700, 300_000, 2.0)],
+    )
+    rba = _run_doc(
+        "RBA",
+        {0.1: 14_600, 0.05: 20_000, 0.01: 100_000},
+        [("fitting", 2, 140, 30.0), ("diffusion", 150, 11_000, 0.1), ("total diffusion", 11_100, 300_000, 3.0)],
+    )
     result = comparison([vanilla, rba], [0.1, 0.05, 0.01])
     assert result["reference"] == "vanilla"
     first = result["speedups"][0]

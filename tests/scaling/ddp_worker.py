@@ -59,8 +59,16 @@ def run_rank(rank: int, path: str, port: int) -> None:
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
         batch_loss, shared_loss = batch_loss_of(x, y, rank), shared_loss_of(boundary)
         shard = slice(rank * N_LOCAL * ROWS_PER_BATCH, (rank + 1) * N_LOCAL * ROWS_PER_BATCH)
-        with DistributedRecorder(path, model, optimizer, batch_loss, n_batches=N_LOCAL, shared_loss=shared_loss,
-                                 schedule=every(3), raw_schedule=every(3)) as rec:
+        with DistributedRecorder(
+            path,
+            model,
+            optimizer,
+            batch_loss,
+            n_batches=N_LOCAL,
+            shared_loss=shared_loss,
+            schedule=every(3),
+            raw_schedule=every(3),
+        ) as rec:
             for step in range(STEPS):
                 optimizer.zero_grad()
                 loss = ((model(x[shard]) - y[shard]) ** 2).mean() + 0.5 * (model(boundary) ** 2).mean()

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.distributed as dist  # noqa: E402
+import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).parent))
-import ddp_worker as W  # noqa: E402
+import ddp_worker as W
 
-from pinnlog.analyzer.io import open_run  # noqa: E402
-from pinnlog.recorder import capture  # noqa: E402
+from pinnlog.analyzer.io import open_run
+from pinnlog.recorder import capture
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="this torch build has no torch.distributed")
 
@@ -80,8 +80,9 @@ def test_rank_zero_writes_the_reductions_of_the_union_of_every_ranks_batches(ddp
         spans = [slice(o, o + c) for o, c in layout.spans]
         np.testing.assert_allclose(stats["sum_mu2"].values[row], [(g.mean(0)[s] ** 2).sum() for s in spans], rtol=1e-6)
         np.testing.assert_allclose(stats["sum_sigma2"].values[row], [g.var(0)[s].sum() for s in spans], rtol=1e-6)
-        np.testing.assert_allclose(ddp_run["batch_gradients"]["batch_gradients"].values[row], np.stack(rows),
-                                   rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            ddp_run["batch_gradients"]["batch_gradients"].values[row], np.stack(rows), rtol=1e-5, atol=1e-7
+        )
 
 
 def test_ddp_training_matches_single_process_training_on_the_union(ddp_run):
@@ -97,8 +98,11 @@ def test_ddp_training_matches_single_process_training_on_the_union(ddp_run):
     recorded = dict(zip(ddp_run["weights"]["step"].values.tolist(), ddp_run["weights"]["weights"].values))
     for step in range(W.STEPS):
         optimizer.zero_grad()
-        loss = sum(((model(x[r * half:(r + 1) * half]) - y[r * half:(r + 1) * half]) ** 2).mean()
-                   for r in range(W.WORLD)) / W.WORLD + 0.5 * (model(boundary) ** 2).mean()
+        loss = (
+            sum(((model(x[r * half : (r + 1) * half]) - y[r * half : (r + 1) * half]) ** 2).mean() for r in range(W.WORLD))
+            / W.WORLD
+            + 0.5 * (model(boundary) ** 2).mean()
+        )
         loss.backward()
         optimizer.step()
         if step in recorded:

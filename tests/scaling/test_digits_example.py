@@ -11,7 +11,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn", reason="scikit-learn is not installed (it is in the test extra)")
 
-from pinnlog.analyzer.io import open_run  # noqa: E402
+import itertools
+
+from pinnlog.analyzer.io import open_run
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "digits_classifier.py"
 
@@ -49,7 +51,9 @@ def test_the_digits_example_records_its_test_error_and_batch_statistics(tmp_path
     g = np.stack(rows)
     ends = np.cumsum([0] + [p.numel() for p in params])
     stats = run["gradient_stats"].sel(step=last)
-    np.testing.assert_allclose(stats["sum_mu2"].values, [(g.mean(0)[a:b] ** 2).sum() for a, b in zip(ends[:-1], ends[1:])], rtol=1e-6)
-    np.testing.assert_allclose(stats["sum_sigma2"].values, [g.var(0)[a:b].sum() for a, b in zip(ends[:-1], ends[1:])], rtol=1e-6)
+    np.testing.assert_allclose(
+        stats["sum_mu2"].values, [(g.mean(0)[a:b] ** 2).sum() for a, b in itertools.pairwise(ends)], rtol=1e-6
+    )
+    np.testing.assert_allclose(stats["sum_sigma2"].values, [g.var(0)[a:b].sum() for a, b in itertools.pairwise(ends)], rtol=1e-6)
     assert run["residuals"]["residual"].shape[1] == example.N_TRAIN
     assert set(run["activations"].data_vars) == {"layer_0", "layer_1", "layer_2"}

@@ -39,8 +39,9 @@ METRICS = {
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, processes=True, host="127.0.0.1", threads_per_worker=1,
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, processes=True, host="127.0.0.1", threads_per_worker=1, dashboard_address=None
+    ) as cluster:
         yield cluster
 
 
@@ -55,16 +56,16 @@ def _compute_all(path):
     parts = []
     for name, metric in METRICS.items():
         value = metric(run)
-        parts.append(value.rename(name) if isinstance(value, xr.DataArray)
-                     else value.rename({v: f"{name}_{v}" for v in value.data_vars}))
+        parts.append(
+            value.rename(name) if isinstance(value, xr.DataArray) else value.rename({v: f"{name}_{v}" for v in value.data_vars})
+        )
     return xr.merge(parts, compat="override", join="outer").compute()
 
 
 def test_metrics_on_the_cluster_equal_the_local_ones_and_numpy(cluster, path, synthetic_run):
     local = _compute_all(path)
-    with dask_scheduler(cluster.scheduler_address, runs=[path]) as client:
-        with distributed.get_task_stream(client) as stream:
-            remote = _compute_all(path)
+    with dask_scheduler(cluster.scheduler_address, runs=[path]) as client, distributed.get_task_stream(client) as stream:
+        remote = _compute_all(path)
     workers = {task["worker"] for task in stream.data}
     assert workers and workers <= set(cluster.scheduler_info["workers"])  # the cluster did the work
     xr.testing.assert_allclose(remote, local, rtol=1e-12, atol=0)
@@ -95,9 +96,11 @@ def test_analyze_on_the_cluster_writes_the_summary_of_the_runs_metrics(cluster, 
 def test_a_run_the_workers_cannot_read_is_refused_in_one_line(cluster, cli, write_run, synthetic_run):
     url = f"memory://pinnlog-dist-{uuid.uuid4().hex}/run.zarr"  # exists in this process only
     write_run(url, synthetic_run(n_steps=3, layers=(2, 4, 1), seed=1))
-    with pytest.raises(SchedulerError, match=r"cannot read memory://.*copy the run to shared storage"):
-        with dask_scheduler(cluster.scheduler_address, runs=[url]):
-            pass
+    with (
+        pytest.raises(SchedulerError, match=r"cannot read memory://.*copy the run to shared storage"),
+        dask_scheduler(cluster.scheduler_address, runs=[url]),
+    ):
+        pass
     result = cli("analyze", url, "-q", "--scheduler", cluster.scheduler_address)
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -13,10 +13,12 @@ import pytest
 torch = pytest.importorskip("torch")
 L = pytest.importorskip("lightning.pytorch", reason="Lightning is not installed (pip install 'pinnlog[lightning]')")
 
-from pinnlog.analyzer.errors import RecorderError  # noqa: E402
-from pinnlog.analyzer.io import open_run  # noqa: E402
-from pinnlog.recorder import every  # noqa: E402
-from pinnlog.recorder.lightning import PinnlogCallback  # noqa: E402
+import itertools
+
+from pinnlog.analyzer.errors import RecorderError
+from pinnlog.analyzer.io import open_run
+from pinnlog.recorder import every
+from pinnlog.recorder.lightning import PinnlogCallback
 
 X = torch.randn(32, 2, generator=torch.Generator().manual_seed(3))
 Y = torch.sin(2 * X[:, :1]) * X[:, 1:]
@@ -52,8 +54,17 @@ def loader():
 
 
 def fit(module, callbacks=(), max_steps=12, **options):
-    trainer = L.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks), **options)
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+        **options,
+    )
     trainer.fit(module, loader())
     return trainer
 
@@ -71,7 +82,7 @@ def autograd_reductions(weights: np.ndarray, batches) -> tuple[np.ndarray, np.nd
         rows.append(torch.cat([p.grad.reshape(-1) for p in params]).numpy().astype(np.float64))
     g = np.stack(rows)
     ends = np.cumsum([0] + [p.numel() for p in params])
-    spans = [slice(a, b) for a, b in zip(ends[:-1], ends[1:])]
+    spans = [slice(a, b) for a, b in itertools.pairwise(ends)]
     return np.array([(g.mean(0)[s] ** 2).sum() for s in spans]), np.array([g.var(0)[s].sum() for s in spans])
 
 
@@ -106,8 +117,9 @@ def test_batch_loss_and_gradient_accumulation_record_one_row_per_optimizer_step(
     def test_error(trainer, module):
         return {"test_error": 0.5} if trainer.global_step % 2 == 0 else {}
 
-    callback = PinnlogCallback(tmp_path / "acc.zarr", batch_loss=batch_loss, n_batches=2, schedule=every(2),
-                               raw_schedule=every(2), scalars=test_error)
+    callback = PinnlogCallback(
+        tmp_path / "acc.zarr", batch_loss=batch_loss, n_batches=2, schedule=every(2), raw_schedule=every(2), scalars=test_error
+    )
     module = Regressor()
     fit(module, [callback], max_steps=5, accumulate_grad_batches=2)
     run = open_run(tmp_path / "acc.zarr")
@@ -131,13 +143,21 @@ def test_a_failing_fit_leaves_an_interrupted_store_with_the_steps_before_it(tmp_
     assert list(run["gradient_stats"]["step"].values) == [0, 2, 4]
 
 
-@pytest.mark.parametrize("kwargs,fragment", [
-    ({}, "exactly one of batches="),
-    ({"batches": [1], }, "K >= 2 fixed batches"),
-    ({"batch_loss": lambda m, b: 0}, "needs n_batches=K"),
-    ({"batches": [1, 2], "batch_loss": lambda m, b: 0}, "exactly one of"),
-    ({"batches": [1, 2], "n_batches": 3}, "n_batches=3 but 2 batches"),
-])
+@pytest.mark.parametrize(
+    "kwargs,fragment",
+    [
+        ({}, "exactly one of batches="),
+        (
+            {
+                "batches": [1],
+            },
+            "K >= 2 fixed batches",
+        ),
+        ({"batch_loss": lambda m, b: 0}, "needs n_batches=K"),
+        ({"batches": [1, 2], "batch_loss": lambda m, b: 0}, "exactly one of"),
+        ({"batches": [1, 2], "n_batches": 3}, "n_batches=3 but 2 batches"),
+    ],
+)
 def test_argument_mistakes_are_one_line_errors(tmp_path, kwargs, fragment):
     with pytest.raises(RecorderError, match=fragment) as info:
         PinnlogCallback(tmp_path / "x.zarr", **kwargs)
@@ -147,6 +167,6 @@ def test_argument_mistakes_are_one_line_errors(tmp_path, kwargs, fragment):
 def test_fixed_batches_with_manual_optimization_are_refused(tmp_path):
     module = Regressor()
     module.automatic_optimization = False  # its training_step would step the optimizer during a capture
-    with pytest.raises(RecorderError, match="manual optimization.*pass batch_loss=fn"):
+    with pytest.raises(RecorderError, match=r"manual optimization.*pass batch_loss=fn"):
         fit(module, [PinnlogCallback(tmp_path / "m.zarr", batches=list(loader()))], max_steps=2)
     assert not (tmp_path / "m.zarr").exists()

@@ -65,8 +65,11 @@ def test_info_and_analyze_read_a_memory_url(cli, tmp_path, write_run, synthetic_
     write_run(url, truth)
     info = cli("info", url)
     assert info.exit_code == 0, info.stderr
-    committed = {cells[0]: cells[1] for cells in ([c.strip() for c in line.split("│")[1:3]]
-                                                  for line in info.stdout.splitlines() if line.startswith("│")) if cells[0]}
+    committed = {
+        cells[0]: cells[1]
+        for cells in ([c.strip() for c in line.split("│")[1:3]] for line in info.stdout.splitlines() if line.startswith("│"))
+        if cells[0]
+    }
     assert committed == {"gradient_stats": "12", "scalars": str(truth.scalar_steps.size)}
     result = cli("analyze", url, "-o", tmp_path / "report", "-q")
     assert result.exit_code == 0, result.stderr

@@ -35,8 +35,12 @@ def wait_for(condition, timeout: float, what: str) -> None:
 def test_watch_reports_the_committed_prefix_then_the_whole_run_and_stops(tmp_path):
     pytest.importorskip("torch")
     run, out = tmp_path / "live.zarr", tmp_path / "live_report"
-    writer = subprocess.Popen([sys.executable, str(HERE / "live_writer.py"), str(run), str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, str(HERE / "live_writer.py"), str(run), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for(lambda: (tmp_path / "half").exists() or writer.poll() is not None, 120, "the writer's first half")
         assert writer.poll() is None, writer.stdout.read()

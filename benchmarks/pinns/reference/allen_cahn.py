@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ETDRK4Coefficients", "etdrk4_coefficients", "etdrk4", "solve_allen_cahn", "AllenCahnSolution"]
+__all__ = ["AllenCahnSolution", "ETDRK4Coefficients", "etdrk4", "etdrk4_coefficients", "solve_allen_cahn"]
 
 
 @dataclass(frozen=True)

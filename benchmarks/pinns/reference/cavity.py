@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sps
 from scipy.sparse.linalg import spsolve
 
-__all__ = ["CavitySolution", "solve_cavity", "smoothed_lid", "uniform_lid"]
+__all__ = ["CavitySolution", "smoothed_lid", "solve_cavity", "uniform_lid"]
 
 
 @dataclass(frozen=True)
@@ -152,13 +152,7 @@ def solve_cavity(
             r1 = lap_e @ psi + omega
             r2 = psi_y * om_x - psi_x * om_y - lap_om / re
             j11, j12 = lap_e, eye
-            j21 = (
-                sps.diags(om_x) @ dy_e
-                + sps.diags(psi_y) @ dx_t
-                - sps.diags(om_y) @ dx_e
-                - sps.diags(psi_x) @ dy_t
-                - lap_t / re
-            )
+            j21 = sps.diags(om_x) @ dy_e + sps.diags(psi_y) @ dx_t - sps.diags(om_y) @ dx_e - sps.diags(psi_x) @ dy_t - lap_t / re
             j22 = sps.diags(psi_y) @ dx_e - sps.diags(psi_x) @ dy_e - lap_e / re
             jac = sps.bmat([[j11, j12], [j21, j22]], format="csc")
             delta = spsolve(jac, -np.concatenate([r1, r2]))

@@ -10,7 +10,7 @@ equations and a multigrid method, J. Comput. Phys. 48 (1982) 387–411, Table I.
 
 import numpy as np
 
-__all__ = ["GHIA_Y", "GHIA_U"]
+__all__ = ["GHIA_U", "GHIA_Y"]
 
 GHIA_Y = np.array(
     [1.0000, 0.9766, 0.9688, 0.9609, 0.9531, 0.8516, 0.7344, 0.6172, 0.5000,

@@ -28,8 +28,21 @@ METRICS = [
     (lambda run: M.residual_homogeneity(run), "residuals", False),
     (lambda run: M.relative_l2(run), "scalars", False),
 ]
-IDS = ["snr", "snr_layer", "srr_b_layer", "srr_c", "gradient_norms", "weight_norm", "smoothed_snr", "snr_raw",
-       "check_consistency", "mutual_information", "binarization", "residual_homogeneity", "relative_l2"]
+IDS = [
+    "snr",
+    "snr_layer",
+    "srr_b_layer",
+    "srr_c",
+    "gradient_norms",
+    "weight_norm",
+    "smoothed_snr",
+    "snr_raw",
+    "check_consistency",
+    "mutual_information",
+    "binarization",
+    "residual_homogeneity",
+    "relative_l2",
+]
 
 
 @pytest.fixture(scope="module")

@@ -159,8 +159,13 @@ def test_packed_row_entropy_equals_counting_tuples(n, width, top, seed):
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(2, 40), width=st.integers(1, 8), bins=st.integers(1, 40), seed=st.integers(0, 2**16),
-       scale=st.sampled_from([1e-3, 1.0, 50.0]))
+@given(
+    n=st.integers(2, 40),
+    width=st.integers(1, 8),
+    bins=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+    scale=st.sampled_from([1e-3, 1.0, 50.0]),
+)
 def test_relative_codes_stay_inside_each_neurons_bins(n, width, bins, seed, scale):
     a = (np.random.default_rng(seed).normal(size=(n, width)) * scale).astype(np.float32)
     codes = bin_codes(a, "relative", bins).astype(np.int64)
@@ -202,8 +207,11 @@ def test_lazy_in_lazy_out_without_compute(count_computes):
 
 def test_bad_arguments_are_one_line_errors():
     ds = activations_dataset({"layer_0": np.zeros((1, 4, 2))})
-    for kwargs, fragment in (({"binning": "quantile"}, "unknown binning"), ({"binning": "fixed"}, "width"),
-                             ({"bins": 0}, "bins")):
+    for kwargs, fragment in (
+        ({"binning": "quantile"}, "unknown binning"),
+        ({"binning": "fixed"}, "width"),
+        ({"bins": 0}, "bins"),
+    ):
         with pytest.raises(MetricArgumentError, match=fragment) as info:
             mutual_information(ds, **kwargs)
         assert "\n" not in str(info.value)

@@ -28,8 +28,13 @@ def test_sma_matches_the_definition(x, window):
 
 def test_sma_on_a_dataarray_keeps_coords_and_laziness(count_computes):
     values = np.random.default_rng(0).random((17, 3))
-    curve = xr.DataArray(values, dims=("step", "layer"), coords={"step": np.arange(17) * 7, "layer": [0, 1, 2]},
-                         name="snr", attrs={"equation": "Eq. 8"})
+    curve = xr.DataArray(
+        values,
+        dims=("step", "layer"),
+        coords={"step": np.arange(17) * 7, "layer": [0, 1, 2]},
+        name="snr",
+        attrs={"equation": "Eq. 8"},
+    )
     lazy = curve.copy(data=da.from_array(values, chunks=(5, 1)))
     with count_computes() as counter:
         out = sma(lazy, 4)
@@ -70,8 +75,7 @@ def test_smoothed_snr_smooths_mean_and_std_before_the_ratio(make_store, syntheti
     args = dict(n_steps=9, layers=(2, 5, 1), seed=13)
     run = open_run(make_store(tmp_path, **args))
     truth = synthetic_run(**args)
-    weights = np.concatenate([np.arange(e["offset"], e["offset"] + e["numel"]) for e in truth.layout
-                              if not e["is_bias"]])
+    weights = np.concatenate([np.arange(e["offset"], e["offset"] + e["numel"]) for e in truth.layout if not e["is_bias"]])
     g = truth.gradients.astype(np.float64)[..., weights]
     mean_norm = np.linalg.norm(g.mean(axis=1), axis=1)
     std_norm = np.linalg.norm(g.std(axis=1), axis=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import dask.array as da
@@ -151,11 +152,17 @@ def test_check_consistency_flags_a_tampered_row(make_store, tmp_path):
 def test_laziness_no_hidden_compute(store, truth, count_computes):
     run = open_run(store)
     with count_computes() as counter:
-        results = [snr(run), snr(run, per_layer=True), srr_b(run), srr_c(run), gradient_norms(run),
-                   snr_from_batch_gradients(run), check_consistency(run)]
+        results = [
+            snr(run),
+            snr(run, per_layer=True),
+            srr_b(run),
+            srr_c(run),
+            gradient_norms(run),
+            snr_from_batch_gradients(run),
+            check_consistency(run),
+        ]
         assert counter.calls == 0
-        assert all(isinstance(r.data if isinstance(r, xr.DataArray) else r["mean_norm"].data, da.Array)
-                   for r in results[:5])
+        assert all(isinstance(r.data if isinstance(r, xr.DataArray) else r["mean_norm"].data, da.Array) for r in results[:5])
         value = results[0].values
         assert counter.calls == 1
     np.testing.assert_allclose(value, numpy_ratios(truth.gradients, truth.layout)[0], rtol=1e-12)
@@ -185,7 +192,7 @@ def test_only_biases_is_a_clear_error(store):
 def mlp_layout(widths):
     """Tensors of an MLP (weight then bias per layer) laid out one after another on the param axis."""
     layout, offset = [], 0
-    for index, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+    for index, (n_in, n_out) in enumerate(itertools.pairwise(widths)):
         for is_bias, numel in ((False, n_in * n_out), (True, n_out)):
             layout.append({"offset": offset, "numel": numel, "layer": index, "is_bias": is_bias})
             offset += numel
@@ -239,8 +246,9 @@ def test_degenerate_inputs_give_inf_or_nan_with_a_warning(case, lazy, per_layer)
     degenerate = [w for w in caught if issubclass(w.category, DegenerateMetricWarning)]
     assert got.sizes["step"] == g.shape[0]
     layers = sorted({e["layer"] for e in layout})
-    want = np.stack([numpy_ratios_nan(g, layout, lay if per_layer else None) for lay in (layers if per_layer else [None])],
-                    axis=-1)
+    want = np.stack(
+        [numpy_ratios_nan(g, layout, lay if per_layer else None) for lay in (layers if per_layer else [None])], axis=-1
+    )
     if not per_layer:
         want = want[:, 0]
     np.testing.assert_array_equal(np.isnan(values), np.isnan(want))

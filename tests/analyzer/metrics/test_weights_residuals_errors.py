@@ -35,8 +35,13 @@ def test_weight_norm_is_each_layers_frobenius_norm(run, truth, include_bias):
     assert got.dims == ("step", "layer") and got.name == "weight_norm"
     w = truth.weights.astype(np.float64)
     for layer in range(3):
-        idx = np.concatenate([np.arange(e["offset"], e["offset"] + e["numel"]) for e in truth.layout
-                              if e["layer"] == layer and (include_bias or not e["is_bias"])])
+        idx = np.concatenate(
+            [
+                np.arange(e["offset"], e["offset"] + e["numel"])
+                for e in truth.layout
+                if e["layer"] == layer and (include_bias or not e["is_bias"])
+            ]
+        )
         np.testing.assert_allclose(got.sel(layer=layer).values, np.linalg.norm(w[:, idx], axis=1), rtol=1e-12)
 
 

@@ -95,7 +95,7 @@ def test_more_penalty_never_gives_more_boundaries(piecewise_snr):
 
 
 def test_invariant_to_units_of_the_value_and_of_the_step(piecewise_snr):
-    signal, truth = piecewise_snr(3, 0.2, 4)
+    signal, _truth = piecewise_snr(3, 0.2, 4)
     found = PhaseDetector().fit(signal).predict()
     assert PhaseDetector().fit(signal * 1e-3).predict() == found  # a constant factor is a shift in log
     tenfold = signal.assign_coords(step=signal["step"] * 10)

@@ -12,9 +12,8 @@ step) and the losses, so a test checks the importer against the truth rather tha
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import numpy as np
 

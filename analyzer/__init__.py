@@ -6,6 +6,8 @@ Never imports torch.
 from importlib.metadata import PackageNotFoundError, version
 
 from pinnlog.analyzer.errors import (
+    ArgumentError,
+    CorruptStoreError,
     EmptyRunError,
     MissingGroupError,
     NotAStoreError,
@@ -20,6 +22,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "ArgumentError",
+    "CorruptStoreError",
     "EmptyRunError",
     "MissingGroupError",
     "NotAStoreError",
@@ -27,14 +31,17 @@ __all__ = [
     "StoreNotFoundError",
     "UnknownFormatError",
     "__version__",
+    "describe_run",
     "open_run",
+    "repair_run",
+    "verify_run",
 ]
 
 
 def __getattr__(name: str):
     # open_run imports xarray, dask and zarr; load them on first use so `pinnlog --version` stays instant.
-    if name == "open_run":
-        from pinnlog.analyzer.io import open_run
+    if name in ("open_run", "describe_run", "repair_run", "verify_run"):
+        from pinnlog.analyzer import store
 
-        return open_run
+        return getattr(store, name)
     raise AttributeError(f"module 'pinnlog.analyzer' has no attribute {name!r}")

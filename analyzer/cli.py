@@ -62,7 +62,7 @@ def info(run: RunArg) -> None:
 
     Reads only metadata, so it is instant even on a store that is still being written.
     """
-    from pinnlog.analyzer.io import describe_run
+    from pinnlog.analyzer.store.read import describe_run
 
     facts = describe_run(run)
     console.print(f"[bold]{facts['path']}[/bold]", markup=True, highlight=False)
@@ -351,7 +351,7 @@ def verify(
     Exit status: 0 healthy (warnings allowed); 1 damaged, with the rows per group that are still usable;
     2 not a pinnlog store (or a format this version cannot read).
     """
-    from pinnlog.analyzer.verify import repair_run, verify_run
+    from pinnlog.analyzer.store import repair_run, verify_run
 
     if repair:
         result = repair_run(run)

@@ -1,28 +1,89 @@
-"""pinnlog's exceptions: one base, one-line messages that name the problem and the fix.
+"""Every exception and warning pinnlog raises on purpose, the recorder's included: one base, one-line messages.
 
-The command line catches :class:`PinnlogError` once, prints its message and exits 2;
-anything else is an internal error (exit 1).
+The command line catches :class:`PinnlogError` once, prints its message and exits 2; anything else is
+an internal error (exit 1). Warnings derive from :class:`PinnlogWarning`.
+
+Names that older releases exported from other modules (``MetricArgumentError``,
+``ReportArgumentError``, ``WatchArgumentError``) are kept as aliases of :class:`ArgumentError`, the
+one "bad argument" error; the modules that used to define them still export them.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
     "CorruptStoreError",
+    "DegenerateMetricWarning",
     "EmptyRunError",
+    "MetricArgumentError",
     "MissingGroupError",
     "NotAStoreError",
+    "NothingToReportError",
+    "PaperLogsError",
+    "PhaseDetectionError",
     "PinnlogError",
+    "PinnlogWarning",
     "RecorderError",
+    "ReportArgumentError",
+    "ReportOutputError",
+    "SchedulerError",
     "StoreNotFoundError",
     "UnknownFormatError",
+    "WatchArgumentError",
     "WriterError",
+    "short",
 ]
+
+
+def short(value: Any, limit: int = 40, *, raw: bool = False) -> str:
+    """``repr`` of a value from a store (the string itself if ``raw``), one line, at most ``limit`` characters.
+
+    Every message that quotes a store keeps to this, so an attribute holding 10 MB or markup never
+    reaches a terminal or a report whole.
+    """
+    text = value if raw and isinstance(value, str) else repr(value)
+    text = text.replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class PinnlogError(Exception):
     """Base of every error pinnlog raises on purpose; ``str(err)`` is one line: problem + fix."""
 
 
+class PinnlogWarning(Warning):
+    """Base of pinnlog's warnings."""
+
+
+# -- bad arguments ------------------------------------------------------------------------------------
+class ArgumentError(PinnlogError, ValueError):
+    """An argument pinnlog cannot use (window < 1, unknown binning, ``every(0)``, labels that do not match ...).
+
+    A ``ValueError``, so callers that caught the bare ``ValueError`` of older releases still do.
+    """
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of the wrong kind (a function where a schedule is expected, a list where a dict is)."""
+
+
+#: Old names of :class:`ArgumentError` (metrics, ``analyze``/``compare`` options, ``pinnlog watch`` options).
+MetricArgumentError = ArgumentError
+ReportArgumentError = ArgumentError
+WatchArgumentError = ArgumentError
+
+
+class RecorderError(ArgumentError):
+    """A mistake in how the recorder is used (bad argument, step going backwards, existing path ...)."""
+
+
+class PhaseDetectionError(ArgumentError):
+    """The signal or an argument cannot be used for phase detection."""
+
+
+# -- stores ---------------------------------------------------------------------------------------------
 class StoreNotFoundError(PinnlogError, FileNotFoundError):
     """The path or URL does not exist."""
 
@@ -43,6 +104,10 @@ class EmptyRunError(PinnlogError, ValueError):
     """The store exists but no step was committed yet."""
 
 
+class NothingToReportError(EmptyRunError):
+    """The store holds none of the data any figure needs."""
+
+
 class MissingGroupError(PinnlogError, KeyError):
     """A metric needs a group (or variable) that was not recorded."""
 
@@ -54,9 +119,23 @@ class CorruptStoreError(PinnlogError, ValueError):
     """The store's metadata or chunks are damaged or not what format 1 allows."""
 
 
-class RecorderError(PinnlogError, ValueError):
-    """A mistake in how the recorder is used (bad argument, step going backwards, ...)."""
+class PaperLogsError(PinnlogError, ValueError):
+    """The directory does not hold the authors' logs in the expected format."""
 
 
+# -- the world outside -----------------------------------------------------------------------------------
 class WriterError(PinnlogError, RuntimeError):
     """The background writer failed (disk full, permission, ...); steps committed before it are safe."""
+
+
+class ReportOutputError(PinnlogError, OSError):
+    """The output directory cannot be created or written."""
+
+
+class SchedulerError(PinnlogError, ConnectionError):
+    """The dask scheduler cannot be reached, or its workers cannot read a run."""
+
+
+# -- warnings ----------------------------------------------------------------------------------------------
+class DegenerateMetricWarning(PinnlogWarning, RuntimeWarning):
+    """A metric met a degenerate input (zero variance, zero mean, NaN) and returned inf or NaN there."""

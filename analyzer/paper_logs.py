@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from pinnlog.analyzer import __version__
-from pinnlog.analyzer.errors import PinnlogError
+from pinnlog.analyzer.errors import PaperLogsError
 
 __all__ = ["PAPER_WIDTHS", "NormLog", "PaperLogsError", "import_paper_logs", "read_losses", "read_norm_log"]
 
@@ -42,10 +42,6 @@ HEADER = ["Epoch", "Layer", "Mean", "Std", "L2"]
 #: The paper's K: 100 fixed batches of 256 collocation points.
 PAPER_N_BATCHES = 100
 ROWS_PER_WRITE = 512
-
-
-class PaperLogsError(PinnlogError, ValueError):
-    """The directory does not hold the authors' logs in the expected format."""
 
 
 @dataclass(frozen=True)
@@ -221,14 +217,16 @@ def import_paper_logs(
     so SNR (Eq. 8), SRR_B (Eq. 11/17) and their per-layer forms follow exactly. ``scalars`` holds
     ``test_error`` and ``loss`` from ``losses.txt`` (``wall_time`` is NaN: the logs do not have it).
     """
-    from pinnlog.recorder.store import RunStore, is_url
+    from pinnlog.analyzer.store.location import locate
+    from pinnlog.analyzer.store.write import RunWriter
 
     src = Path(src_dir)
     if not src.is_dir():
         raise PaperLogsError(f"{src}: no such directory; pass the folder that holds {PER_LAYER_LOG} and {LOSSES_LOG}")
     if not (src / PER_LAYER_LOG).is_file():
         raise PaperLogsError(f"{src} has no {PER_LAYER_LOG} (the per-layer norms); pass a folder of the authors' logs")
-    if not is_url(out_path) and Path(out_path).exists() and not overwrite:
+    local_out = locate(out_path).local
+    if local_out is not None and local_out.exists() and not overwrite:
         raise PaperLogsError(f"{out_path} already exists; pass --overwrite (overwrite=True) or choose another output")
     if progress is not None:
         progress(f"reading {src}", 0, 1)
@@ -275,7 +273,7 @@ def import_paper_logs(
     }
     rows = {"step": per_layer.steps, **{v: stats[v].values for v in ("sum_mu2", "sum_sigma2", "sum_rms2", "sum_w2")}}
     n_rows = per_layer.steps.size
-    store = RunStore(out_path, attrs=attrs, overwrite=overwrite)
+    store = RunWriter(out_path, attrs=attrs, overwrite=overwrite)
     try:
         store.set_static(
             "gradient_stats",
@@ -303,4 +301,4 @@ def import_paper_logs(
         store.close(status="interrupted")
         raise
     store.close(status="complete")
-    return Path(out_path) if not is_url(out_path) else out_path
+    return local_out if local_out is not None else out_path

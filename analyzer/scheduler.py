@@ -16,12 +16,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import dask
 
-from pinnlog.analyzer.errors import PinnlogError
+from pinnlog.analyzer.errors import PinnlogError, SchedulerError
 
 __all__ = ["CONNECT_TIMEOUT", "SCHEDULER_ENV", "SchedulerError", "dask_scheduler", "store_identity"]
 
@@ -31,17 +30,13 @@ SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 CONNECT_TIMEOUT = "10s"
 
 
-class SchedulerError(PinnlogError, ConnectionError):
-    """The dask scheduler cannot be reached, or its workers cannot read a run."""
-
-
 def store_identity(path: str | os.PathLike) -> tuple[str, str]:
     """``("ok", created)`` if this process can open the run at ``path``, else ``("error", one line)``.
 
     ``created`` (the root attribute, an ISO time to the second) tells two stores of the same name apart:
     a stale copy on a worker's local disk is refused like a missing one.
     """
-    from pinnlog.analyzer.io import open_store_group, read_root_attrs
+    from pinnlog.analyzer.store.read import open_store_group, read_root_attrs
 
     try:
         attrs = read_root_attrs(open_store_group(path), path)
@@ -54,10 +49,13 @@ def store_identity(path: str | os.PathLike) -> tuple[str, str]:
 
 def _location(run: Any) -> str | None:
     """What a worker must open: an absolute path or the URL itself; None for in-process store objects."""
-    if isinstance(run, str) and "://" in run:
-        return run
-    if isinstance(run, (str, os.PathLike)):
-        return str(Path(run).absolute())
+    from pinnlog.analyzer.store.location import locate
+
+    loc = locate(run)
+    if loc.url is not None:
+        return loc.url
+    if loc.local is not None:
+        return str(loc.local.absolute())
     return None
 
 

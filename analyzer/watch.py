@@ -15,17 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pinnlog.analyzer.errors import EmptyRunError, PinnlogError
-from pinnlog.analyzer.io import group_sizes, open_store_group, read_root_attrs
+from pinnlog.analyzer.errors import EmptyRunError, WatchArgumentError
+from pinnlog.analyzer.store.read import group_sizes, open_store_group, read_root_attrs
 
 __all__ = ["DEFAULT_EVERY", "Refresh", "WatchArgumentError", "watch_run"]
 
 DEFAULT_EVERY = 30.0
 FINISHED = ("complete", "interrupted")
-
-
-class WatchArgumentError(PinnlogError, ValueError):
-    """An option of ``pinnlog watch`` that cannot be used."""
 
 
 @dataclass

@@ -110,12 +110,12 @@ def time_entropy(repeats: int) -> tuple[float, float]:
 
 def write_store(path: Path, n_snapshots: int, seed: int = 0) -> np.ndarray:
     """Write the raw snapshots; return the whole-net, weights-only SNR of each, computed in numpy."""
-    from pinnlog.recorder.store import RunStore
+    from pinnlog.analyzer.store.write import RunWriter
 
     layout = paper_layout()
     n_param = layout[-1]["offset"] + layout[-1]["numel"]
     weights = np.concatenate([np.arange(e["offset"], e["offset"] + e["numel"]) for e in layout if not e["is_bias"]])
-    store = RunStore(path, {"layout": layout, "n_batches": K, "model": "synthetic paper MLP"}, overwrite=True)
+    store = RunWriter(path, {"layout": layout, "n_batches": K, "model": "synthetic paper MLP"}, overwrite=True)
     rng = np.random.default_rng(seed)
     truth = np.empty(n_snapshots)
     for i in range(n_snapshots):
@@ -155,8 +155,8 @@ def measure(path: Path, scheduler: str, memory_limit: str) -> dict:
     import dask
     import dask.array as da
 
-    from pinnlog.analyzer.io import open_run
     from pinnlog.analyzer.metrics import snr_from_batch_gradients
+    from pinnlog.analyzer.store.read import open_run
 
     client = cluster = None
     worker_pid = os.getpid()
@@ -199,8 +199,8 @@ def measure_cluster(path: Path, n_workers: int, memory_limit: str, trim_unset: b
     import psutil
     from distributed import Client, LocalCluster
 
-    from pinnlog.analyzer.io import open_run
     from pinnlog.analyzer.metrics import snr_from_batch_gradients
+    from pinnlog.analyzer.store.read import open_run
 
     config = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None} if trim_unset else {}
     chunks = {"param": -1} if whole else None

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from pinnlog.analyzer import metrics
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import metrics, open_run
 from pinnlog.analyzer.paper_logs import import_paper_logs
 from pinnlog.analyzer.phases import PhaseDetector, detect_phases
 from pinnlog.analyzer.report.figures import figure_style, new_figure, plot_snr

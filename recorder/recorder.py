@@ -27,10 +27,10 @@ from torch import nn
 
 from pinnlog.analyzer import __version__
 from pinnlog.analyzer.errors import RecorderError, WriterError
-from pinnlog.analyzer.format import activation_dim
+from pinnlog.analyzer.store.format import activation_dim
+from pinnlog.analyzer.store.write import RunWriter
 from pinnlog.recorder import capture
 from pinnlog.recorder.schedules import Schedule, as_schedule, every
-from pinnlog.recorder.store import RunStore
 from pinnlog.recorder.writer import Writer, append_job, bundle_job, gradient_stats_job, scalars_job, to_host
 
 __all__ = ["Recorder"]
@@ -182,7 +182,7 @@ class Recorder:
             attrs["residual_schedule"] = repr(self._residual_schedule)
         if probe is not None:
             attrs["probe_schedule"] = repr(self._probe_schedule)
-        store = RunStore(path, attrs, overwrite=overwrite)
+        store = RunWriter(path, attrs, overwrite=overwrite)
         if schedule is not None or raw_schedule is not None:
             tensors = self._layout.tensors
             store.set_static(

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from pinnlog.analyzer.errors import ArgumentError, ArgumentTypeError
+
 __all__ = ["Schedule", "as_schedule", "every", "logspaced", "steps"]
 
 
@@ -40,7 +42,7 @@ class every(Schedule):
 
     def __init__(self, n: int, start: int = 0, stop: int | None = None):
         if int(n) < 1:
-            raise ValueError(f"every(n) needs n >= 1, got {n}")
+            raise ArgumentError(f"every(n) needs n >= 1, got {n}")
         self.n, self.start, self.stop = int(n), int(start), None if stop is None else int(stop)
 
     def __call__(self, step: int) -> bool:
@@ -77,7 +79,7 @@ class logspaced(steps):
 
     def __init__(self, total: int, n: int):
         if int(total) < 1 or int(n) < 2:
-            raise ValueError(f"logspaced(total, n) needs total >= 1 and n >= 2, got ({total}, {n})")
+            raise ArgumentError(f"logspaced(total, n) needs total >= 1 and n >= 2, got ({total}, {n})")
         self.total, self.n = int(total), int(n)
         grid = np.unique(np.round(np.geomspace(1, self.total, self.n - 1)).astype(np.int64))
         super().__init__([0, *grid.tolist()])
@@ -114,5 +116,5 @@ def as_schedule(value) -> Schedule:
     if isinstance(value, (int, np.integer)):
         return every(int(value))
     if callable(value):
-        raise TypeError("a schedule must be a pinnlog Schedule, an int or a list of steps, not a function")
+        raise ArgumentTypeError("a schedule must be a pinnlog Schedule, an int or a list of steps, not a function")
     return steps(value)

@@ -1,4 +1,4 @@
-"""The background writer: a daemon thread drains a bounded queue of jobs into a ``RunStore``.
+"""The background writer: a daemon thread drains a bounded queue of jobs into a ``RunWriter``.
 
 The training thread only enqueues; the writer converts to numpy, compresses and commits (``store.py``).
 A full queue blocks the training thread (and says so once): data is never dropped. A failing job does
@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from pinnlog.recorder.store import RunStore
+from pinnlog.analyzer.store.write import RunWriter
 
 __all__ = ["QUEUE_SIZE", "HostArray", "Writer", "append_job", "bundle_job", "gradient_stats_job", "scalars_job", "to_host"]
 
@@ -71,11 +71,11 @@ class Writer:
 
     Parameters
     ----------
-    store : RunStore
+    store : RunWriter
         The store the jobs write to; only this thread touches it until ``close``.
     """
 
-    def __init__(self, store: RunStore):
+    def __init__(self, store: RunWriter):
         self.store = store
         self.error: BaseException | None = None
         self.nonfinite_step: int | None = None
@@ -103,7 +103,7 @@ class Writer:
                     self._raw_slot.release()
                 self._queue.task_done()
 
-    def submit(self, job: Callable[[RunStore], None], releases_raw: bool = False) -> None:
+    def submit(self, job: Callable[[RunWriter], None], releases_raw: bool = False) -> None:
         """Queue ``job``; if the queue is full, wait for the writer (warning once), never drop."""
         item = (job, releases_raw)
         try:
@@ -144,10 +144,10 @@ class Writer:
 # -- jobs: what the training thread hands over, turned into numpy and appended on the writer thread ----
 
 
-def append_job(group: str, rows: dict, dims: dict | None = None) -> Callable[[RunStore], None]:
+def append_job(group: str, rows: dict, dims: dict | None = None) -> Callable[[RunWriter], None]:
     """Append one set of rows to ``group``."""
 
-    def job(store: RunStore) -> None:
+    def job(store: RunWriter) -> None:
         store.append(group, {name: as_numpy(value) for name, value in rows.items()}, dims)
 
     return job
@@ -156,7 +156,7 @@ def append_job(group: str, rows: dict, dims: dict | None = None) -> Callable[[Ru
 def scalars_job(rows: list[tuple[int, float, dict]]):
     """Buffered ``(step, wall_time, {name: value})`` rows as columns; missing values become NaN."""
 
-    def job(store: RunStore) -> None:
+    def job(store: RunWriter) -> None:
         names: dict[str, None] = {}
         for _, _, values in rows:
             names.update(dict.fromkeys(values))
@@ -177,7 +177,7 @@ def scalars_job(rows: list[tuple[int, float, dict]]):
 def gradient_stats_job(writer: Writer, step: int, names: list[str], stats):
     """One capture's reductions, ``stats`` of shape (len(names), n_tensors); flags non-finite gradients."""
 
-    def job(store: RunStore) -> None:
+    def job(store: RunWriter) -> None:
         values = as_numpy(stats)
         if writer.nonfinite_step is None and not np.isfinite(values[:3]).all():
             writer.nonfinite_step = step
@@ -189,7 +189,7 @@ def gradient_stats_job(writer: Writer, step: int, names: list[str], stats):
 def bundle_job(bundle: dict):
     """A raw step's groups (batch_gradients, weights, optimizer_state), written as one job."""
 
-    def job(store: RunStore) -> None:
+    def job(store: RunWriter) -> None:
         for group, rows in bundle.items():
             append_job(group, rows)(store)
 

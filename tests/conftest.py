@@ -2,7 +2,7 @@
 
 ``synthetic_run(...)`` draws batch gradients, weights, Adam moments, activations, residuals and
 scalars in numpy from a seed; ``make_store(tmp_path, ...)`` writes the same data through the real
-commit protocol (``pinnlog.recorder.store.RunStore``) as a format-1 store. A test calls both with
+commit protocol (``pinnlog.analyzer.store.write.RunWriter``) as a format-1 store. A test calls both with
 the same arguments, opens the store with the analyzer and compares against a computation of its
 own on ``synthetic_run(...).gradients`` etc. Both are session fixtures that return the function::
 
@@ -180,8 +180,8 @@ def gradient_stats_rows(run: SyntheticRun) -> dict[str, np.ndarray]:
 
 def write_store(path, run: SyntheticRun, close: bool = True) -> Path:
     """Write ``run`` as a format-1 store, one capture at a time as the recorder's writer does."""
-    from pinnlog.analyzer.format import activation_dim
-    from pinnlog.recorder.store import RunStore
+    from pinnlog.analyzer.store.format import activation_dim
+    from pinnlog.analyzer.store.write import RunWriter
 
     attrs = {
         "pinnlog_version": "test",
@@ -201,7 +201,7 @@ def write_store(path, run: SyntheticRun, close: bool = True) -> Path:
         "layers": run.layers,
         "activation_layers": sorted(run.activations),
     }
-    store = RunStore(path, attrs, overwrite=True)
+    store = RunWriter(path, attrs, overwrite=True)
     layout = run.layout
     store.set_static(
         "gradient_stats",

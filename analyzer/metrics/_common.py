@@ -9,25 +9,17 @@ from collections.abc import Iterable
 import numpy as np
 import xarray as xr
 
-from pinnlog.analyzer.errors import MissingGroupError, PinnlogError
-from pinnlog.analyzer.format import GROUPS
-from pinnlog.analyzer.io import require_group
+from pinnlog.analyzer.errors import DegenerateMetricWarning, MetricArgumentError, MissingGroupError
+from pinnlog.analyzer.store.format import GROUPS
+from pinnlog.analyzer.store.read import require_group
 
 __all__ = ["DegenerateMetricWarning", "MetricArgumentError"]
-
-
-class DegenerateMetricWarning(RuntimeWarning):
-    """A metric met a degenerate input (zero variance, zero mean, NaN) and returned inf or NaN there."""
-
-
-class MetricArgumentError(PinnlogError, ValueError):
-    """A metric was called with an argument it cannot use (unknown binning, window < 1, ...)."""
 
 
 def group_dataset(obj: xr.Dataset | xr.DataTree, name: str, required: Iterable[str] = ()) -> xr.Dataset:
     """The Dataset of group ``name`` from a run, one of its nodes, or the group's own Dataset.
 
-    A whole run is searched with :func:`~pinnlog.analyzer.io.require_group`; a node of the tree
+    A whole run is searched with :func:`~pinnlog.analyzer.store.read.require_group`; a node of the tree
     (``run["gradient_stats"]``) is taken as is, with the run's ``layers``/``layout`` added to its
     attrs. Missing variables raise ``MissingGroupError`` naming the recorder option.
     """

@@ -16,7 +16,7 @@ import numpy as np
 import ruptures as rpt
 import xarray as xr
 
-from pinnlog.analyzer.errors import PinnlogError
+from pinnlog.analyzer.errors import PhaseDetectionError
 from pinnlog.analyzer.phases.table import Phase
 
 __all__ = ["PhaseDetectionError", "PhaseDetector"]
@@ -28,10 +28,6 @@ MEDIAN_EFFICIENCY = 1.2533  # std of a sample median = this x sigma / sqrt(n), f
 MIN_RESIDUALS = 100  # raw residuals pooled to estimate a cell's local noise
 SMALL_CELL = 6  # below this many samples a cell's own spread is its standard deviation, not its MAD
 MAX_PASSES = 3  # searches with cells re-cut at the boundaries found (see PhaseDetector.predict)
-
-
-class PhaseDetectionError(PinnlogError, ValueError):
-    """The signal or an argument cannot be used for phase detection."""
 
 
 def _signal_arrays(signal, steps=None) -> tuple[np.ndarray, np.ndarray, str]:

@@ -20,13 +20,20 @@ import numpy as np
 import xarray as xr
 from dask.callbacks import Callback
 
-from pinnlog.analyzer.errors import EmptyRunError, MissingGroupError, PinnlogError
-from pinnlog.analyzer.io import open_run, require_group
+from pinnlog.analyzer.errors import (
+    MissingGroupError,
+    NothingToReportError,
+    PinnlogError,
+    ReportArgumentError,
+    ReportOutputError,
+)
 from pinnlog.analyzer.report import summary as S
 from pinnlog.analyzer.report.compose import FIGURES, RunResult
 from pinnlog.analyzer.report.drawing import draw_figures
 from pinnlog.analyzer.report.html import render_report
 from pinnlog.analyzer.scheduler import SchedulerError, dask_scheduler
+from pinnlog.analyzer.store.location import locate
+from pinnlog.analyzer.store.read import open_run, require_group
 
 __all__ = [
     "DEFAULT_SMOOTH",
@@ -53,18 +60,6 @@ SCHEDULER_CONNECT_TIMEOUT = "10s"
 ProgressCallback = Callable[[str, int, int], None]
 
 
-class ReportArgumentError(PinnlogError, ValueError):
-    """An option of analyze/compare that cannot be used (window < 1, labels that do not match the runs)."""
-
-
-class ReportOutputError(PinnlogError, OSError):
-    """The output directory cannot be created or written."""
-
-
-class NothingToReportError(EmptyRunError):
-    """The store holds none of the data any figure needs."""
-
-
 @dataclass
 class Report:
     """What was written: the directory, its files, and the summary document."""
@@ -85,9 +80,10 @@ def run_label(path: str | os.PathLike) -> str:
 def default_out_dir(path: str | os.PathLike) -> Path:
     """``NAME_report`` beside a local run; in the current directory for a URL."""
     name = run_label(path) + "_report"
-    if isinstance(path, str) and "://" in path:
+    local = locate(path).local
+    if local is None:
         return Path.cwd() / name
-    return Path(path).absolute().parent / name
+    return local.absolute().parent / name
 
 
 # -- computing -----------------------------------------------------------------------------------------

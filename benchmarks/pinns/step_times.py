@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 
 
 def step_times(path: str) -> dict[str, float]:

@@ -34,31 +34,31 @@ import numpy as np
 import torch
 import zarr.storage._local as zarr_local
 
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.errors import WriterError
-from pinnlog.analyzer.io import open_run
-from pinnlog.analyzer.verify import repair_run, verify_run
+from pinnlog.analyzer.store import repair_run, verify_run
+from pinnlog.analyzer.store import write as store_module
 from pinnlog.recorder import Recorder, every
-from pinnlog.recorder import store as store_module
 
 N_STEPS, N_BATCHES, BATCH = 120, 8, 16
 
 
 @contextlib.contextmanager
 def commit_log():
-    """Record ``{group: n_committed}`` after every successful commit of any RunStore (the side channel)."""
+    """Record ``{group: n_committed}`` after every successful commit of any RunWriter (the side channel)."""
     log: dict[str, int] = {}
-    append = store_module.RunStore.append
+    append = store_module.RunWriter.append
 
     def logging_append(self, group, rows, dims=None):
         n = append(self, group, rows, dims)
         log[group] = n
         return n
 
-    store_module.RunStore.append = logging_append
+    store_module.RunWriter.append = logging_append
     try:
         yield log
     finally:
-        store_module.RunStore.append = append
+        store_module.RunWriter.append = append
 
 
 @contextlib.contextmanager

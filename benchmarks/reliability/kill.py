@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.errors import EmptyRunError
-from pinnlog.analyzer.format import GROUPS
-from pinnlog.analyzer.io import open_run
-from pinnlog.analyzer.verify import repair_run, verify_run
+from pinnlog.analyzer.store import repair_run, verify_run
+from pinnlog.analyzer.store.format import GROUPS
 
 CHILD = Path(__file__).with_name("kill_child.py")
 PHASES = ("capture", "write", "close")

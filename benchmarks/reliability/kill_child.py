@@ -20,8 +20,8 @@ import sys
 
 import torch
 
+from pinnlog.analyzer.store import write as store_module
 from pinnlog.recorder import Recorder, every
-from pinnlog.recorder import store as store_module
 
 SCHEDULE, RAW_SCHEDULE = every(2), every(5)
 
@@ -32,7 +32,7 @@ def say(line: str) -> None:
 
 def instrument_commits() -> None:
     """Report every commit of the real store on stdout (the test's side channel)."""
-    append = store_module.RunStore.append
+    append = store_module.RunWriter.append
 
     def reporting_append(self, group, rows, dims=None):
         say(f"W {group}")
@@ -40,7 +40,7 @@ def instrument_commits() -> None:
         say(f"C {group} {n}")
         return n
 
-    store_module.RunStore.append = reporting_append
+    store_module.RunWriter.append = reporting_append
 
 
 def record(path: str, seed: int, n_steps: int) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.reliability.kill import ForkServer
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.metrics import snr, srr_b
 
 

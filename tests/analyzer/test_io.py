@@ -21,8 +21,8 @@ from pinnlog.analyzer.errors import (
     StoreNotFoundError,
     UnknownFormatError,
 )
-from pinnlog.analyzer.io import describe_run, open_run, require_group
-from pinnlog.recorder.store import RunStore
+from pinnlog.analyzer.store.read import describe_run, open_run, require_group
+from pinnlog.analyzer.store.write import RunWriter
 
 SMALL = dict(n_steps=5, layers=(2, 6, 1), seed=11, raw=2, activations=16, residuals=32)
 
@@ -86,7 +86,7 @@ def test_a_store_still_being_written_reads_as_its_committed_prefix(make_store, s
 
 
 def test_rows_written_but_not_committed_stay_invisible(tmp_path):
-    store = RunStore(tmp_path / "live.zarr", {"layout": []})
+    store = RunWriter(tmp_path / "live.zarr", {"layout": []})
     store.append("scalars", {"step": np.arange(3), "loss": np.array([3.0, 2.0, 1.0])})
     before = open_run(tmp_path / "live.zarr")
     # A writer killed after writing a chunk but before raising n_committed leaves rows like these.
@@ -200,11 +200,11 @@ def test_unknown_pinnlog_format(tmp_path, value):
 
 
 def test_run_without_committed_step_is_empty(tmp_path):
-    RunStore(tmp_path / "fresh.zarr", {})
+    RunWriter(tmp_path / "fresh.zarr", {})
     with pytest.raises(EmptyRunError) as info:
         open_run(tmp_path / "fresh.zarr")
     assert_one_line(info.value, "no committed step")
-    store = RunStore(tmp_path / "zero.zarr", {})
+    store = RunWriter(tmp_path / "zero.zarr", {})
     store._group("gradient_stats")  # a group created, nothing committed yet
     with pytest.raises(EmptyRunError):
         open_run(tmp_path / "zero.zarr")
@@ -252,7 +252,7 @@ def test_open_run_is_exported_at_the_package_top():
 
 def test_the_analyzer_imports_no_torch():
     code = (
-        "import pinnlog.analyzer, pinnlog.analyzer.metrics, pinnlog.analyzer.io, sys; "
+        "import pinnlog.analyzer, pinnlog.analyzer.metrics, pinnlog.analyzer.store.read, sys; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

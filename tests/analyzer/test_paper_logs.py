@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pinnlog.analyzer import metrics
+from pinnlog.analyzer import metrics, open_run
 from pinnlog.analyzer.cli import main
-from pinnlog.analyzer.io import open_run
 from pinnlog.analyzer.paper_logs import PaperLogsError, import_paper_logs
 
 ROOT = Path(__file__).resolve().parents[2]

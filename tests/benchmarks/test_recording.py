@@ -14,7 +14,7 @@ import torch
 
 from benchmarks.pinns.configs import PROBLEMS, make_config, make_problem
 from benchmarks.pinns.trainer import PINNTrainer
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.recorder import every
 
 STEPS = 4

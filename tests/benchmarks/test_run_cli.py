@@ -4,7 +4,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from benchmarks.pinns.run import app
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ import torch
 
 from benchmarks.pinns.configs import make_config, make_problem
 from benchmarks.pinns.trainer import PINNTrainer
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.metrics import relative_l2, snr, steps_to_error
 
 THRESHOLD = 0.9

@@ -14,11 +14,11 @@ import zarr
 from rich.console import Console
 
 from pinnlog.analyzer import metrics as M
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.report import build
 from pinnlog.analyzer.report.progress import DelayedProgress
 from pinnlog.analyzer.report.summary import load_schema
-from pinnlog.recorder.store import RunStore
+from pinnlog.analyzer.store.write import RunWriter
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +113,12 @@ def _future_format(tmp_path):
 
 
 def _empty(tmp_path):
-    RunStore(tmp_path / "empty.zarr", {}).close()
+    RunWriter(tmp_path / "empty.zarr", {}).close()
     return ["analyze", tmp_path / "empty.zarr"]
 
 
 def _wall_time_only(tmp_path):
-    store = RunStore(tmp_path / "clock.zarr", {})
+    store = RunWriter(tmp_path / "clock.zarr", {})
     store.append("scalars", {"step": np.arange(3), "wall_time": np.arange(3.0)})
     store.close()
     return ["analyze", tmp_path / "clock.zarr"]

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from pinnlog.analyzer import metrics as M
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.report.summary import load_schema
 
 ROOT = Path(__file__).resolve().parents[2]

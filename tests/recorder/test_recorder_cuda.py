@@ -7,7 +7,7 @@ import pytest
 from recorder_problems import AllenCahn, TanhMLP, reference_batch_gradients, reference_reductions, tensor_slices
 
 torch = pytest.importorskip("torch")
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.recorder import Recorder, every
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -13,11 +13,11 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn
 
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.errors import PinnlogError, RecorderError, WriterError
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer.store.write import RunWriter
 from pinnlog.recorder import Recorder, every
 from pinnlog.recorder import writer as writer_module
-from pinnlog.recorder.store import RunStore
 
 X = torch.randn(8, 3)
 
@@ -181,7 +181,7 @@ def test_nan_gradients_are_stored_as_they_are_with_one_warning(run_path):
 
 
 def _disk_fills_after(monkeypatch, n_ok: int):
-    real = RunStore.append
+    real = RunWriter.append
     calls = {"n": 0}
 
     def append(self, group, rows, dims=None):
@@ -190,7 +190,7 @@ def _disk_fills_after(monkeypatch, n_ok: int):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, group, rows, dims)
 
-    monkeypatch.setattr(RunStore, "append", append)
+    monkeypatch.setattr(RunWriter, "append", append)
 
 
 @pytest.mark.filterwarnings("ignore:pinnlog. the writer thread is behind")
@@ -232,13 +232,13 @@ def test_writer_failure_with_on_error_warn_keeps_training(run_path, monkeypatch)
 
 def test_a_full_queue_blocks_with_one_warning_and_drops_nothing(run_path, monkeypatch):
     monkeypatch.setattr(writer_module, "QUEUE_SIZE", 1)
-    real = RunStore.append
+    real = RunWriter.append
 
     def slow_append(self, group, rows, dims=None):
         time.sleep(0.01)
         return real(self, group, rows, dims)
 
-    monkeypatch.setattr(RunStore, "append", slow_append)
+    monkeypatch.setattr(RunWriter, "append", slow_append)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with _recorder(run_path, schedule=every(1)) as rec:

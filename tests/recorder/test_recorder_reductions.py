@@ -18,7 +18,7 @@ from recorder_problems import (
 )
 
 torch = pytest.importorskip("torch")
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.recorder import Recorder
 
 RTOL = 1e-6

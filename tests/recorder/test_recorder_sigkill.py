@@ -17,9 +17,9 @@ import xarray as xr
 import zarr
 
 pytest.importorskip("torch")
-from pinnlog.analyzer.format import GROUPS
-from pinnlog.analyzer.io import open_run
-from pinnlog.analyzer.verify import repair_run
+from pinnlog.analyzer import open_run
+from pinnlog.analyzer.store import repair_run
+from pinnlog.analyzer.store.format import GROUPS
 
 N_KILLS = 20
 

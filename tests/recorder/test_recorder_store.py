@@ -14,8 +14,8 @@ from recorder_problems import AllenCahn, TanhMLP
 torch = pytest.importorskip("torch")
 from torch import nn
 
-from pinnlog.analyzer.format import GROUPS
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
+from pinnlog.analyzer.store.format import GROUPS
 from pinnlog.recorder import Recorder, every
 
 

@@ -7,7 +7,7 @@ import pytest
 from recorder_problems import AllenCahn, Blobs, TanhMLP, classifier
 
 torch = pytest.importorskip("torch")
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.recorder import Recorder, every
 
 

@@ -1,6 +1,6 @@
 """Building blocks of the hostile corpus: a healthy format-1 store with known truth, and tools to damage one.
 
-``write_healthy_store`` writes every group through the real commit protocol (``RunStore``) from random
+``write_healthy_store`` writes every group through the real commit protocol (``RunWriter``) from random
 batch gradients, so its reductions and its raw snapshots agree exactly; the ``edit_*`` helpers change
 one node's ``zarr.json`` (and its copy in the consolidated metadata) in place.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pinnlog.recorder.store import RunStore
+from pinnlog.analyzer.store.write import RunWriter
 
 __all__ = [
     "IMG",
@@ -84,7 +84,7 @@ def write_healthy_store(
         "activation_layers": ["layer_0"],
     }
     root_attrs.update(attrs or {})
-    store = RunStore(path, root_attrs)
+    store = RunWriter(path, root_attrs)
     store.set_static(
         "gradient_stats",
         {

@@ -9,7 +9,7 @@ corpus on disk::
     python tests/reliability/hostile_corpus.py /tmp/hostile
 
 The healthy base store (``corpus_tools.write_healthy_store``) is written with the real commit protocol
-(``RunStore``) from random batch gradients, so its reductions and its raw snapshots agree exactly (the
+(``RunWriter``) from random batch gradients, so its reductions and its raw snapshots agree exactly (the
 SNR consistency check must pass).
 """
 
@@ -41,7 +41,7 @@ from corpus_tools import (
     write_healthy_store,
 )
 
-from pinnlog.recorder.store import RunStore
+from pinnlog.analyzer.store.write import RunWriter
 
 __all__ = ["CASE_NAMES", "HostileCase", "build_corpus"]
 
@@ -442,7 +442,7 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
 
     @case("empty_run", "a store whose groups committed nothing", True, 1, "no group holds a committed step")
     def _(p):
-        store = RunStore(p, {"layout": LAYOUT, "n_batches": 4})
+        store = RunWriter(p, {"layout": LAYOUT, "n_batches": 4})
         store._group("scalars")
         store.close("complete")
 

@@ -14,8 +14,8 @@ import pytest
 from corpus_tools import IMG, SCRIPT, first_chunk
 from hostile_corpus import CASE_NAMES
 
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.errors import PinnlogError
-from pinnlog.analyzer.io import open_run
 
 pytestmark = pytest.mark.timeout(120)
 MAX_MESSAGE = 400  # a one-line error never carries a 10 MB attribute

@@ -14,8 +14,8 @@ import zarr
 from corpus_tools import first_chunk, write_healthy_store
 
 from pinnlog.analyzer.errors import CorruptStoreError, NotAStoreError
-from pinnlog.analyzer.format import GROUPS
-from pinnlog.analyzer.verify import repair_run, verify_run
+from pinnlog.analyzer.store import repair_run, verify_run
+from pinnlog.analyzer.store.format import GROUPS
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -174,6 +174,25 @@ def test_url_stores_are_verified_like_directories(tmp_path):
     url = f"file://{write_healthy_store(tmp_path / 'u.zarr')}"
     report = verify_run(url)
     assert report.exit_code == 0 and report.committed["scalars"] == 12
+
+
+def test_a_file_url_gets_the_guards_of_a_path(tmp_path):
+    """``file://`` names the local directory: open_run, verify and repair refuse a link leaving it, as for a path."""
+    from pinnlog.analyzer import open_run
+
+    path = write_healthy_store(tmp_path / "linked.zarr", close=False)
+    (tmp_path / "secret").write_text("x")
+    chunk = first_chunk(path, "scalars/loss")
+    chunk.unlink()
+    chunk.symlink_to(tmp_path / "secret")
+    url = path.absolute().as_uri()
+    report = verify_run(url)
+    assert report.exit_code == 1 and any(f.check == "files" and "link leaving the store" in f.detail for f in report.findings)
+    with pytest.raises(CorruptStoreError, match="links leaving the store"):
+        repair_run(url)
+    with pytest.raises(CorruptStoreError, match="link leaving the store"):
+        _ = open_run(url)["scalars"]["loss"].values
+    assert (tmp_path / "secret").read_text() == "x"
 
 
 def test_cli_repair_then_verify(tmp_path, cli):

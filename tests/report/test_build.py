@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from pinnlog.analyzer import metrics as M
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.report import build
 from pinnlog.analyzer.report.build import (
     NothingToReportError,
@@ -67,9 +67,9 @@ def test_the_drawn_snr_is_the_ratio_of_the_smoothed_norms(full_store):
 
 
 def test_a_store_with_nothing_drawable_is_refused(tmp_path):
-    from pinnlog.recorder.store import RunStore
+    from pinnlog.analyzer.store.write import RunWriter
 
-    store = RunStore(tmp_path / "clock.zarr", {})
+    store = RunWriter(tmp_path / "clock.zarr", {})
     store.append("scalars", {"step": np.arange(3), "wall_time": np.arange(3.0)})
     store.close()
     with pytest.raises(NothingToReportError, match="holds none of the data a report draws"):
@@ -110,9 +110,9 @@ def test_a_store_behind_a_url_is_analyzed_and_reported_in_the_current_directory(
 
 
 def test_loss_terms_are_the_loss_prefixed_scalars(tmp_path):
-    from pinnlog.recorder.store import RunStore
+    from pinnlog.analyzer.store.write import RunWriter
 
-    store = RunStore(tmp_path / "terms.zarr", {})
+    store = RunWriter(tmp_path / "terms.zarr", {})
     store.append(
         "scalars",
         {

@@ -10,8 +10,8 @@ import pytest
 import zarr
 
 from pinnlog.analyzer import metrics as M
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.errors import MissingGroupError
-from pinnlog.analyzer.io import open_run
 from pinnlog.analyzer.report import analyze_run
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>&amp; "quoted" \'single\''

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pinnlog.analyzer import metrics as M
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.phases import detect_phases
 from pinnlog.analyzer.report.summary import comparison, load_schema
 

@@ -22,7 +22,7 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker as W
 
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.recorder import capture
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="this torch build has no torch.distributed")

@@ -13,7 +13,7 @@ pytest.importorskip("sklearn", reason="scikit-learn is not installed (it is in t
 
 import itertools
 
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "digits_classifier.py"
 

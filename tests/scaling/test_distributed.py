@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 
 from pinnlog.analyzer import metrics as M
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.scheduler import SchedulerError, dask_scheduler
 
 distributed = pytest.importorskip("distributed")

@@ -15,8 +15,8 @@ L = pytest.importorskip("lightning.pytorch", reason="Lightning is not installed 
 
 import itertools
 
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.errors import RecorderError
-from pinnlog.analyzer.io import open_run
 from pinnlog.recorder import every
 from pinnlog.recorder.lightning import PinnlogCallback
 

@@ -1,6 +1,6 @@
 """Runs written and read through fsspec URLs (``memory://``, ``file://``) equal runs in a plain directory.
 
-Writing: ``RunStore`` (the commit protocol) and the ``Recorder`` (a real training loop). Reading:
+Writing: ``RunWriter`` (the commit protocol) and the ``Recorder`` (a real training loop). Reading:
 ``open_run``, ``pinnlog info`` and ``pinnlog analyze``. Every check compares with a computation of the
 test's own: numpy on the synthetic truth, or an autograd loop at the recorded weights.
 """
@@ -15,9 +15,9 @@ import pytest
 import zarr
 
 from pinnlog.analyzer import metrics as M
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.errors import RecorderError
-from pinnlog.analyzer.io import open_run
-from pinnlog.recorder.store import RunStore
+from pinnlog.analyzer.store.write import RunWriter
 
 LAYERS = (2, 5, 4, 1)
 
@@ -53,8 +53,8 @@ def test_a_url_that_holds_a_run_is_not_overwritten_without_asking(write_run, syn
     url = memory_url()
     write_run(url, synthetic_run(n_steps=2, layers=LAYERS, seed=1))
     with pytest.raises(RecorderError, match="already exists; pass overwrite=True"):
-        RunStore(url, {})
-    RunStore(url, {"model": "new"}, overwrite=True).close()
+        RunWriter(url, {})
+    RunWriter(url, {"model": "new"}, overwrite=True).close()
     attrs = zarr.open_group(url, mode="r").attrs
     assert attrs["model"] == "new" and "gradient_stats" not in zarr.open_group(url, mode="r")
 

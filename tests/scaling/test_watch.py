@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from pinnlog.analyzer import metrics as M
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.watch import watch_run
 
 HERE = Path(__file__).parent

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from pinnlog.analyzer import metrics as M
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 
 ARGS = dict(n_steps=4, layers=(2, 5, 3, 1), seed=31, raw=True, activations=24, residuals=16)
 

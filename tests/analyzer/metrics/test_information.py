@@ -13,7 +13,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.metrics import DegenerateMetricWarning, MetricArgumentError, binarization, mutual_information
 from pinnlog.analyzer.metrics.information import bin_codes, binned_entropy
 

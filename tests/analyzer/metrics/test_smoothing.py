@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.metrics import MetricArgumentError, gradient_norms, sma, smoothed_snr
 
 

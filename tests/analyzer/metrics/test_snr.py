@@ -12,7 +12,7 @@ import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.metrics import (
     DegenerateMetricWarning,
     MetricArgumentError,

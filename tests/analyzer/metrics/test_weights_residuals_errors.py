@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import open_run
 from pinnlog.analyzer.metrics import (
     DegenerateMetricWarning,
     relative_l2,

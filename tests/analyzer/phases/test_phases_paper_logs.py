@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pinnlog.analyzer import metrics
-from pinnlog.analyzer.io import open_run
+from pinnlog.analyzer import metrics, open_run
 from pinnlog.analyzer.paper_logs import import_paper_logs
 from pinnlog.analyzer.phases import detect_phases
 

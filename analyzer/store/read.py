@@ -9,62 +9,42 @@ path, not a store, unknown format, nothing committed) is one of the one-line err
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import xarray as xr
 import zarr
 
 from pinnlog.analyzer.errors import (
+    ArgumentTypeError,
     CorruptStoreError,
     EmptyRunError,
     MissingGroupError,
     NotAStoreError,
     PinnlogError,
     StoreNotFoundError,
-    UnknownFormatError,
 )
-from pinnlog.analyzer.format import GROUPS, KNOWN_FORMATS
-from pinnlog.analyzer.safe_store import SafeLocalStore, disallowed_codecs, guarded, guarded_dask_array
+from pinnlog.analyzer.store.format import GROUPS, check_format_version
+from pinnlog.analyzer.store.guards import disallowed_codecs, guarded, guarded_dask_array
+from pinnlog.analyzer.store.location import open_for_reading
 
-__all__ = ["group_sizes", "open_run", "open_store_group", "read_root_attrs", "require_group"]
-
-
-def _is_url(path: str | os.PathLike) -> bool:
-    return isinstance(path, str) and "://" in path
+__all__ = [
+    "describe_run",
+    "group_sizes",
+    "open_group_dataset",
+    "open_run",
+    "open_store_group",
+    "read_root_attrs",
+    "require_group",
+]
 
 
 def open_store_group(path: str | os.PathLike, storage_options: dict | None = None) -> zarr.Group:
     """The root ``zarr.Group`` of a run, read-only, or one of our one-line errors.
 
     ``path`` is a directory, an fsspec URL (``file://``, ``memory://``, ``s3://`` ...) or an already
-    open ``zarr`` store object.
+    open ``zarr`` store object; :func:`~pinnlog.analyzer.store.location.open_for_reading` opens it.
     """
-    if isinstance(path, zarr.abc.store.Store):
-        store = path.with_read_only(True) if not path.read_only else path
-    elif _is_url(path):
-        try:
-            from zarr.storage import FsspecStore
-
-            store = FsspecStore.from_url(str(path), read_only=True, storage_options=storage_options)
-        except (ImportError, ValueError) as exc:  # unknown scheme, or its fsspec backend not installed
-            first_line = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-            raise NotAStoreError(
-                f"{path}: cannot open this URL ({first_line}); install the fsspec backend for its scheme or check it"
-            ) from exc
-        except Exception as exc:
-            raise StoreNotFoundError(str(path)) from exc
-    else:
-        p = Path(path)
-        if not p.exists():
-            raise StoreNotFoundError(str(path))
-        if not p.is_dir():
-            raise NotAStoreError(f"{path} is a file, not a run store; pass the *.zarr directory")
-        if not (p / "zarr.json").is_file():
-            hint = " (it looks like Zarr v2, which pinnlog does not write)" if (p / ".zgroup").exists() else ""
-            raise NotAStoreError(f"{path} is not a Zarr v3 store{hint}; pass a directory written by pinnlog")
-        # absolute: a dask worker with another working directory must find the same files
-        store = SafeLocalStore(p.absolute(), read_only=True)  # refuses links leaving the store, pipes and devices
+    store, _ = open_for_reading(path, storage_options)
     try:
         return zarr.open_group(store=store, mode="r", zarr_format=3, use_consolidated=False)
     except PinnlogError:
@@ -78,15 +58,7 @@ def open_store_group(path: str | os.PathLike, storage_options: dict | None = Non
 def read_root_attrs(root: zarr.Group, path: str | os.PathLike) -> dict[str, Any]:
     """Root attributes after checking ``pinnlog_format``."""
     attrs = dict(root.attrs)
-    fmt = attrs.get("pinnlog_format")
-    if fmt is None:
-        raise NotAStoreError(f"{path} is a Zarr store but not a pinnlog run (no 'pinnlog_format' attribute)")
-    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt not in KNOWN_FORMATS:
-        shown = repr(fmt)[:40]
-        raise UnknownFormatError(
-            f"{path} has pinnlog_format={shown}, which this pinnlog does not know (it reads {list(KNOWN_FORMATS)}); "
-            "upgrade pinnlog"
-        )
+    check_format_version(attrs.get("pinnlog_format"), path)
     return attrs
 
 
@@ -111,7 +83,7 @@ def group_sizes(root: zarr.Group, path="run") -> dict[str, int]:
     return sizes
 
 
-def _open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset:
+def open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset:
     group = root[name]
     # n_committed is read before any array: rows below it were complete when it was raised, and
     # arrays only grow while a writer runs, so this is a consistent prefix even mid-write.
@@ -197,13 +169,13 @@ def open_run(
     ('step', 'tensor')
     """
     if chunks is not None and not isinstance(chunks, dict):
-        raise TypeError(f"chunks must be a dict of dimension name -> chunk size, like {{'param': 2**20}}; got {chunks!r}")
+        raise ArgumentTypeError(f"chunks must be a dict of dimension name -> chunk size, like {{'param': 2**20}}; got {chunks!r}")
     root = open_store_group(path, storage_options)
     attrs = read_root_attrs(root, path)
     sizes = guarded(path, "the list of groups", group_sizes, root, path)
     if not any(sizes.values()):
         raise EmptyRunError(f"{path} holds no committed step yet; record at least one step (rec.step) and retry")
-    children = {name: guarded(path, f"group {name!r}", _open_group_dataset, root, name, path, chunks) for name in sizes}
+    children = {name: guarded(path, f"group {name!r}", open_group_dataset, root, name, path, chunks) for name in sizes}
     for ds in children.values():
         for key in ("layers", "layout"):
             if key in attrs:

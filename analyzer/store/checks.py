@@ -10,7 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pinnlog.analyzer.format import STATUS_VALUES
+from pinnlog.analyzer.errors import short
+from pinnlog.analyzer.store.format import STATUS_VALUES
 
 __all__ = ["DAMAGED", "OK", "WARNING", "Finding", "check_root_attrs", "short"]
 
@@ -26,13 +27,6 @@ class Finding:
     check: str
     level: str
     detail: str = ""
-
-
-def short(value: Any, limit: int = 40, *, raw: bool = False) -> str:
-    """``repr`` of a value from the store (the string itself if ``raw``), one line, at most ``limit`` characters."""
-    text = value if raw and isinstance(value, str) else repr(value)
-    text = text.replace("\n", " ").replace("\r", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_int(x: Any) -> bool:

@@ -20,8 +20,8 @@ from typing import Any
 
 from zarr.storage import LocalStore
 
-from pinnlog.analyzer.errors import CorruptStoreError
-from pinnlog.analyzer.format import ALLOWED_CODECS
+from pinnlog.analyzer.errors import CorruptStoreError, PinnlogError
+from pinnlog.analyzer.store.format import ALLOWED_CODECS
 
 __all__ = ["GuardedArray", "SafeLocalStore", "disallowed_codecs", "guarded", "guarded_dask_array", "unsafe_entries"]
 
@@ -135,8 +135,6 @@ def guarded(path, where: str, fn, *args, **kwargs):
     codec, conflicting dimension sizes, RecursionError ...); a user should see one line naming the
     store and what to run next, not a traceback.
     """
-    from pinnlog.analyzer.errors import PinnlogError
-
     try:
         return fn(*args, **kwargs)
     except PinnlogError:

@@ -1,4 +1,4 @@
-"""Check a run store end to end (``pinnlog verify``), and close one left open by a killed run (``--repair``).
+"""Check a run store end to end (``pinnlog verify``).
 
 :func:`verify_run` reads every ``zarr.json`` as plain JSON before zarr interprets it, so one damaged
 array cannot hide the others: it checks the format version, the root attributes, every group's arrays
@@ -6,11 +6,9 @@ array cannot hide the others: it checks the format version, the root attributes,
 reductions' own identity (``sum_rms2 = sum_mu2 + sum_sigma2``) and their agreement with the raw
 snapshots (SNR to 1e-6, :func:`pinnlog.analyzer.metrics.check_consistency`), and the status. It
 never decodes an array whose codecs are outside the allow-list, and reads local stores through
-:class:`~pinnlog.analyzer.safe_store.SafeLocalStore` (no links leaving the store, no pipes).
+:class:`~pinnlog.analyzer.store.guards.SafeLocalStore` (no links leaving the store, no pipes).
 
-:func:`repair_run` trims every array to its group's ``n_committed``, removes the temporary files of
-interrupted atomic writes, sets ``status`` to ``"interrupted"`` and consolidates metadata. It only
-shortens capacity beyond the commit point, so no committed step is lost.
+:mod:`~pinnlog.analyzer.store.repair` builds on this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -24,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from pinnlog.analyzer.errors import CorruptStoreError
-from pinnlog.analyzer.format import GROUPS, activation_dim
-from pinnlog.analyzer.raw_store import is_stub, list_children, open_raw_store, partial_files, read_json, read_root, sync
-from pinnlog.analyzer.safe_store import disallowed_codecs, unsafe_entries
-from pinnlog.analyzer.verify_checks import DAMAGED, OK, WARNING, Finding, check_root_attrs, short
+from pinnlog.analyzer.errors import CorruptStoreError, short
+from pinnlog.analyzer.store.checks import DAMAGED, OK, WARNING, Finding, check_root_attrs
+from pinnlog.analyzer.store.format import GROUPS, activation_dim
+from pinnlog.analyzer.store.guards import disallowed_codecs, unsafe_entries
+from pinnlog.analyzer.store.location import open_for_reading
+from pinnlog.analyzer.store.metadata import is_stub, list_children, partial_files, read_json, read_root, sync
 
-__all__ = ["SNR_TOLERANCE", "Finding", "RepairReport", "VerifyReport", "repair_run", "verify_run"]
+__all__ = ["SNR_TOLERANCE", "Finding", "VerifyReport", "verify_run"]
 
 SNR_TOLERANCE = 1e-6
 STUB = "a folder without metadata: its creation was interrupted (it never held a committed row); --repair removes it"
@@ -302,15 +301,13 @@ def _check_consistency(path, out: list[Finding], skip_steps: set[int]) -> int:
     """
     import xarray as xr
 
-    from pinnlog.analyzer.io import _open_group_dataset, open_store_group
     from pinnlog.analyzer.metrics import check_consistency
+    from pinnlog.analyzer.store.read import open_group_dataset, open_store_group
 
     try:
         # Only the two groups compared: damage elsewhere in the store must not hide this check.
         root = open_store_group(path)
-        groups = {
-            name: xr.DataTree(_open_group_dataset(root, name, path, None)) for name in ("gradient_stats", "batch_gradients")
-        }
+        groups = {name: xr.DataTree(open_group_dataset(root, name, path, None)) for name in ("gradient_stats", "batch_gradients")}
         run = xr.DataTree(dataset=xr.Dataset(attrs=dict(root.attrs)), children=groups)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # degenerate SNR (NaN, inf) compares equal to itself; no noise
@@ -367,17 +364,16 @@ def verify_run(path: str | os.PathLike, *, decode: bool = True) -> VerifyReport:
     StoreNotFoundError, NotAStoreError, UnknownFormatError
         When ``path`` is not a pinnlog store at all (``pinnlog verify`` exits 2).
     """
-    store = open_raw_store(path)
+    store, loc = open_for_reading(path)
     root = read_root(store, path)
     attrs = root["attributes"]
     out: list[Finding] = [Finding("store", "format version", OK, f"pinnlog_format={attrs['pinnlog_format']}")]
     status = attrs.get("status")
     out += check_root_attrs(attrs)
-    if not (isinstance(path, str) and "://" in path):
-        unsafe = unsafe_entries(path)
-        for problem in unsafe:
+    if loc.local is not None:  # plain paths and file:// URLs alike
+        for problem in unsafe_entries(loc.local):
             out.append(Finding("store", "files", DAMAGED, problem))
-        partial = partial_files(path)
+        partial = partial_files(loc)
         if partial:
             out.append(
                 Finding(
@@ -442,6 +438,3 @@ def verify_run(path: str | os.PathLike, *, decode: bool = True) -> VerifyReport:
     elif status == "complete":
         out.append(Finding("store", "status", OK, "complete"))
     return VerifyReport(str(path), status if isinstance(status, str) else None, out, committed, usable)
-
-
-from pinnlog.analyzer.repair import RepairReport, repair_run  # noqa: E402 - repair builds on the helpers above

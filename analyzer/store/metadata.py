@@ -1,48 +1,31 @@
-"""Raw access to a run store: every ``zarr.json`` read as plain JSON before zarr interprets it.
+"""Raw metadata of a run store: every ``zarr.json`` read as plain JSON before zarr interprets it.
 
 ``pinnlog verify`` and ``--repair`` go through these, so that one damaged array (bad JSON, an unknown
-codec, a pipe) is reported on its own instead of making zarr refuse the whole group. Local stores are
-opened as :class:`~pinnlog.analyzer.safe_store.SafeLocalStore`.
+codec, a pipe) is reported on its own instead of making zarr refuse the whole group. Stores come from
+:mod:`~pinnlog.analyzer.store.location` (local ones as :class:`~.guards.SafeLocalStore`).
 """
 
 from __future__ import annotations
 
 import json
-import os
+import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from pinnlog.analyzer.errors import CorruptStoreError, NotAStoreError, StoreNotFoundError, UnknownFormatError
-from pinnlog.analyzer.format import KNOWN_FORMATS
-from pinnlog.analyzer.safe_store import SafeLocalStore
-from pinnlog.analyzer.verify_checks import short
+import numpy as np
 
-__all__ = ["is_stub", "list_children", "open_raw_store", "partial_files", "read_json", "read_root", "sync"]
+from pinnlog.analyzer.errors import CorruptStoreError, NotAStoreError, short
+from pinnlog.analyzer.store.format import check_format_version
+from pinnlog.analyzer.store.location import Location
+
+__all__ = ["is_stub", "jsonable", "list_children", "partial_files", "read_json", "read_root", "sync"]
 
 
 def sync(coro):
     from zarr.core.sync import sync
 
     return sync(coro)
-
-
-def open_raw_store(path: str | os.PathLike, *, writable: bool = False):
-    """A zarr store object for ``path`` (local stores are :class:`SafeLocalStore`), or a not-a-store error."""
-    if isinstance(path, str) and "://" in path:
-        from zarr.storage import FsspecStore
-
-        try:
-            return FsspecStore.from_url(path, read_only=not writable)
-        except Exception as exc:
-            raise StoreNotFoundError(str(path)) from exc
-    p = Path(path)
-    if not p.exists():
-        raise StoreNotFoundError(str(path))
-    if not p.is_dir():
-        raise NotAStoreError(f"{path} is a file, not a run store; pass the *.zarr directory")
-    if not (p / "zarr.json").exists():
-        hint = " (it looks like Zarr v2, which pinnlog does not write)" if (p / ".zgroup").exists() else ""
-        raise NotAStoreError(f"{path} is not a Zarr v3 store{hint}; pass a directory written by pinnlog")
-    return SafeLocalStore(p, read_only=not writable)
 
 
 def read_json(store, key: str) -> dict:
@@ -89,11 +72,11 @@ def is_stub(store, prefix: str) -> bool:
     return all(key.endswith(".partial") for key in sync(keys()))
 
 
-def partial_files(path) -> list[Path]:
-    """Temporary files of atomic writes that a kill interrupted (zarr writes ``*.partial`` then renames)."""
-    if isinstance(path, str) and "://" in path:
+def partial_files(loc: Location) -> list[Path]:
+    """Temporary files of atomic writes that a kill interrupted (zarr writes ``*.partial`` then renames); local stores only."""
+    if loc.local is None:
         return []
-    return [p for p in Path(path).rglob("*.partial") if p.is_file() and not p.is_symlink()]
+    return [p for p in loc.local.rglob("*.partial") if p.is_file() and not p.is_symlink()]
 
 
 def read_root(store, path) -> dict:
@@ -105,11 +88,20 @@ def read_root(store, path) -> dict:
     if root.get("zarr_format") != 3 or root.get("node_type") != "group":
         raise NotAStoreError(f"{path} is not a Zarr v3 group; pass a directory written by pinnlog")
     attrs = root.get("attributes") if isinstance(root.get("attributes"), dict) else {}
-    fmt = attrs.get("pinnlog_format")
-    if fmt is None:
-        raise NotAStoreError(f"{path} is a Zarr store but not a pinnlog run (no 'pinnlog_format' attribute)")
-    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt not in KNOWN_FORMATS:
-        raise UnknownFormatError(
-            f"{path} has pinnlog_format={short(fmt)}, which this pinnlog does not know (it reads {list(KNOWN_FORMATS)}); upgrade pinnlog"
-        )
+    check_format_version(attrs.get("pinnlog_format"), path)
     return root
+
+
+def jsonable(value: Any) -> Any:
+    """Attributes must be plain JSON: numpy scalars become Python numbers, tuples lists."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)

@@ -1,7 +1,7 @@
 """The commit protocol of store format 1, numpy in, Zarr v3 out (no torch here).
 
-``RunStore`` is what the background writer (``writer.py``) drives, and what the paper-log importer and
-the test fixtures use to build stores without torch. Every array is pre-allocated in whole chunks along
+:class:`RunWriter` is what the recorder's background writer (``pinnlog.recorder.writer``) drives, and
+what the paper-log importer and the test fixtures use to build stores without torch. Every array is pre-allocated in whole chunks along
 its group's axis; ``append`` writes the rows, and only then raises the group's ``n_committed``
 attribute. Readers trim to ``n_committed``, so a process killed at any instant leaves a consistent
 prefix (the local store writes each chunk and each ``zarr.json`` atomically: temp file + rename).
@@ -9,13 +9,10 @@ prefix (the local store writes each chunk and each ``zarr.json`` atomically: tem
 
 from __future__ import annotations
 
-import math
 import os
-import shutil
 import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,62 +20,14 @@ import zarr
 from zarr.errors import ZarrUserWarning
 
 from pinnlog.analyzer.errors import RecorderError
-from pinnlog.analyzer.format import FORMAT_VERSION, GROUPS, compressors, step_chunk
+from pinnlog.analyzer.store.format import FORMAT_VERSION, GROUPS, chunk_shape, compressors
+from pinnlog.analyzer.store.location import open_for_writing
+from pinnlog.analyzer.store.metadata import jsonable
 
-__all__ = ["RunStore", "is_url", "open_store_for_writing"]
-
-
-def is_url(path: str | os.PathLike) -> bool:
-    """True for ``scheme://...`` locations that fsspec opens (``file://`` included)."""
-    return isinstance(path, str) and "://" in path
+__all__ = ["RunStore", "RunWriter"]
 
 
-def open_store_for_writing(path: str | os.PathLike, overwrite: bool):
-    """A zarr store object for ``path`` (a directory or an fsspec URL), refusing to clobber a run."""
-    if is_url(path) and str(path).startswith("file://"):
-        # A local directory after all: the local store writes every file atomically.
-        path = str(path)[len("file://") :]
-    if is_url(path):
-        from fsspec.core import url_to_fs
-        from zarr.storage import FsspecStore
-
-        # A synchronous view of the same filesystem for the existence check: FsspecStore's own
-        # (async) filesystem cannot be called outside zarr's event loop.
-        fs, root = url_to_fs(str(path))
-        if fs.exists(root) and (fs.isfile(root) or fs.ls(root)):
-            if not overwrite:
-                raise RecorderError(f"{path} already exists; pass overwrite=True or choose another path")
-            fs.rm(root, recursive=True)
-        fs.makedirs(root, exist_ok=True)
-        return FsspecStore.from_url(str(path), read_only=False)
-    path = Path(path)
-    if path.exists():
-        if not overwrite:
-            raise RecorderError(f"{path} already exists; pass overwrite=True or choose another path")
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return zarr.storage.LocalStore(path)
-
-
-def _jsonable(value: Any) -> Any:
-    """Attributes must be plain JSON: numpy scalars become Python numbers, tuples lists."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
-
-
-class RunStore:
+class RunWriter:
     """A format-1 run being written.
 
     Parameters
@@ -93,14 +42,14 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None, overwrite: bool = False):
         self.path = path
-        self._store = open_store_for_writing(path, overwrite)
+        self._store, self.location = open_for_writing(path, overwrite)
         self.root = zarr.open_group(store=self._store, mode="w", zarr_format=3)
         root_attrs = {
             "pinnlog_format": FORMAT_VERSION,
             "status": "recording",
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        root_attrs.update(_jsonable(dict(attrs or {})))
+        root_attrs.update(jsonable(dict(attrs or {})))
         root_attrs["pinnlog_format"] = FORMAT_VERSION
         root_attrs["status"] = "recording"
         self.root.attrs.update(root_attrs)
@@ -134,13 +83,7 @@ class RunStore:
         raise RecorderError(f"variable {var!r} of group {group!r} needs its dimension names")
 
     def _chunks(self, group: str, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-        if group == "batch_gradients" and len(shape) == 3:  # one snapshot, all batches, ~4 MiB of parameters
-            k, p = shape[1], shape[2]
-            return (1, k, max(1, min(p, (2**22) // max(k * itemsize, 1))))
-        row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * itemsize
-        if row_bytes > 2**22:  # a single huge row (activations of a big probe): split inner dims
-            return (1,) + tuple(shape[1:])
-        return (step_chunk(row_bytes),) + tuple(shape[1:])
+        return chunk_shape(group, shape, itemsize)
 
     def _ensure_array(self, group: str, var: str, sample: np.ndarray, dims) -> zarr.Array:
         g = self._group(group)
@@ -248,4 +191,8 @@ class RunStore:
             zarr.consolidate_metadata(self._store)
 
     def set_attrs(self, **attrs: Any) -> None:
-        self.root.attrs.update(_jsonable(attrs))
+        self.root.attrs.update(jsonable(attrs))
+
+
+#: The name older releases used (``pinnlog.recorder.store.RunStore``).
+RunStore = RunWriter

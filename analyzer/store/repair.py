@@ -14,12 +14,12 @@ import shutil
 import warnings
 from dataclasses import dataclass
 
-from pinnlog.analyzer.errors import CorruptStoreError
-from pinnlog.analyzer.format import GROUPS
-from pinnlog.analyzer.raw_store import is_stub, list_children, open_raw_store, partial_files, read_json, read_root, sync
-from pinnlog.analyzer.safe_store import SafeLocalStore, disallowed_codecs, unsafe_entries
-from pinnlog.analyzer.verify import VerifyReport, verify_run
-from pinnlog.analyzer.verify_checks import short
+from pinnlog.analyzer.errors import CorruptStoreError, short
+from pinnlog.analyzer.store.format import GROUPS
+from pinnlog.analyzer.store.guards import SafeLocalStore, disallowed_codecs, unsafe_entries
+from pinnlog.analyzer.store.location import open_writable
+from pinnlog.analyzer.store.metadata import is_stub, list_children, partial_files, read_json, read_root, sync
+from pinnlog.analyzer.store.verify import VerifyReport, verify_run
 
 __all__ = ["RepairReport", "repair_run"]
 
@@ -57,17 +57,16 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
     """
     import zarr
 
-    store = open_raw_store(path, writable=True)
+    store, loc = open_writable(path)
     root_doc = read_root(store, path)
-    local = not (isinstance(path, str) and "://" in path)
-    if local and unsafe_entries(path):
+    if loc.local is not None and unsafe_entries(loc.local):
         raise CorruptStoreError(
             f"{path} holds links leaving the store or pipes; `pinnlog verify {path}` lists them; repair refuses it"
         )
     actions: list[str] = []
-    for partial in partial_files(path) if local else []:
+    for partial in partial_files(loc):
         partial.unlink()
-        actions.append(f"removed temporary file {partial.relative_to(path)}")
+        actions.append(f"removed temporary file {partial.relative_to(loc.local)}")
     for name in list_children(store, ""):
         if name not in GROUPS:
             continue

@@ -1,4 +1,4 @@
-"""Store format 1 in code: group names, dimension names, variables, codecs.
+"""Store format 1 in code: group names, dimension names, variables, codecs, the chunk policy.
 
 This module is the executable half of ``docs/format.md`` (the normative contract). It imports
 neither torch nor anything of the recorder, so the recorder and the analyzer both import it.
@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pinnlog.analyzer.errors import NotAStoreError, UnknownFormatError, short
+
 __all__ = [
     "FORMAT_VERSION",
     "GROUPS",
@@ -17,6 +19,8 @@ __all__ = [
     "STATUS_VALUES",
     "GroupSpec",
     "activation_dim",
+    "check_format_version",
+    "chunk_shape",
     "compressors",
     "step_chunk",
 ]
@@ -137,3 +141,30 @@ def compressors(level: int = 3):
 def step_chunk(row_bytes: int, target_bytes: int = 2**21, max_rows: int = 8192) -> int:
     """Rows per chunk along a group's axis so that one chunk is about ``target_bytes`` (2 MiB)."""
     return int(np.clip(target_bytes // max(row_bytes, 1), 1, max_rows))
+
+
+def chunk_shape(group: str, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """The chunk shape of a growing array of ``group`` whose shape (capacity first) is ``shape``.
+
+    About 2 MiB per chunk along the group's axis; a ``batch_gradients`` snapshot (K x P) is one chunk
+    row of all batches and ~4 MiB of parameters, so a snapshot is read whole but a tensor's slice of
+    it does not drag in the rest; a single row over 4 MiB (activations of a big probe) is one chunk.
+    """
+    if group == "batch_gradients" and len(shape) == 3:
+        k, p = shape[1], shape[2]
+        return (1, k, max(1, min(p, (2**22) // max(k * itemsize, 1))))
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * itemsize
+    if row_bytes > 2**22:
+        return (1,) + tuple(shape[1:])
+    return (step_chunk(row_bytes),) + tuple(shape[1:])
+
+
+def check_format_version(fmt, path) -> None:
+    """Raise the one-line error for a ``pinnlog_format`` attribute this version cannot read."""
+    if fmt is None:
+        raise NotAStoreError(f"{path} is a Zarr store but not a pinnlog run (no 'pinnlog_format' attribute)")
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt not in KNOWN_FORMATS:
+        raise UnknownFormatError(
+            f"{path} has pinnlog_format={short(fmt)}, which this pinnlog does not know (it reads {list(KNOWN_FORMATS)}); "
+            "upgrade pinnlog"
+        )

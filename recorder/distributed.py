@@ -9,7 +9,7 @@
 With W processes each holding K_local fixed batches of its own data, the run's K = W x K_local batches
 are rank 0's batches, then rank 1's, ... (batch ``b`` is batch ``b % K_local`` of rank ``b // K_local``).
 On a scheduled step each rank streams its K_local batch gradients through Welford's update in float64
-(mean, M2 per parameter), then two ``all_reduce`` sums merge the ranks exactly (Chan et al.'s pairwise
+(mean, M2 per parameter; :func:`pinnlog.recorder.captures.moments`, the loop ``Recorder`` uses), then two ``all_reduce`` sums merge the ranks exactly (Chan et al.'s pairwise
 formula, for W parts at once):
 
     mean = sum_r K_r mean_r / K        M2 = sum_r (M2_r + K_r (mean_r - mean)^2)
@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import nn
 
 from pinnlog.analyzer.errors import RecorderError
-from pinnlog.recorder import capture
+from pinnlog.recorder import captures
 from pinnlog.recorder.recorder import Recorder
 from pinnlog.recorder.schedules import Schedule, as_schedule, every
 
@@ -41,42 +41,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     return model.module if isinstance(model, DistributedDataParallel) else model
-
-
-def _flat_gradient(loss, params, where: str) -> torch.Tensor:
-    capture.check_loss(loss, where)
-    grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return torch.cat(
-        [
-            g.reshape(-1) if g is not None else torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
-            for g, p in zip(grads, params)
-        ]
-    )
-
-
-def local_moments(model, layout: capture.Layout, batch_loss, n_batches: int, shared_loss=None, keep_raw: bool = False):
-    """This rank's ``(mean, M2, raw)``: Welford over its ``n_batches`` batch gradients, float64 on the device.
-
-    ``shared_loss``'s gradient shifts every batch gradient alike: it is added to the mean (and to the
-    raw rows), leaving M2 unchanged.
-    """
-    params = layout.params
-    mean = torch.zeros(layout.n_params, dtype=torch.float64, device=params[0].device)
-    m2 = torch.zeros_like(mean)
-    raw = torch.empty((n_batches, layout.n_params), dtype=torch.float32, device=mean.device) if keep_raw else None
-    for b in range(n_batches):
-        g = _flat_gradient(batch_loss(model, b), params, f"batch_loss(model, {b})")
-        if raw is not None:
-            raw[b] = g
-        delta = g.to(torch.float64) - mean
-        mean.add_(delta, alpha=1.0 / (b + 1))
-        m2.addcmul_(delta, delta, value=b / (b + 1))
-    if shared_loss is not None:
-        shared = _flat_gradient(shared_loss(model), params, "shared_loss(model)")
-        mean.add_(shared.to(torch.float64))
-        if raw is not None:
-            raw.add_(shared)
-    return mean, m2, raw
 
 
 def merge_moments(mean: torch.Tensor, m2: torch.Tensor, count: int, group=None) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -97,12 +61,12 @@ def merge_moments(mean: torch.Tensor, m2: torch.Tensor, count: int, group=None) 
 class _GatheringRecorder(Recorder):
     """Rank 0's recorder: its captures merge every rank's batches (``DistributedRecorder``)."""
 
-    def __init__(self, *args, exchange: Callable[[bool], capture.GradientCapture], distributed_attrs: dict, **kwargs):
+    def __init__(self, *args, exchange: Callable[[bool], captures.GradientCapture], distributed_attrs: dict, **kwargs):
         self._exchange = exchange
         super().__init__(*args, **kwargs)
         self._writer.submit(lambda store: store.set_attrs(distributed=distributed_attrs))
 
-    def _capture_batch_gradients(self, raw: bool) -> capture.GradientCapture:
+    def _capture_batch_gradients(self, raw: bool) -> captures.GradientCapture:
         return self._exchange(raw)
 
 
@@ -155,7 +119,7 @@ class DistributedRecorder:
         self.model = _unwrap(model)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self._batch_loss, self._shared_loss, self._n_local = batch_loss, shared_loss, n_batches
-        self._layout = capture.build_layout(self.model)
+        self._layout = captures.build_layout(self.model)
         self._check_ranks_agree()
         self._schedule, self._raw_schedule = as_schedule(schedule), as_schedule(raw_schedule)
         self._closed = self._exchanged = False
@@ -193,10 +157,12 @@ class DistributedRecorder:
                 f"ranks disagree on (n_batches, parameters): {seen}; pass the same n_batches and model on every rank"
             )
 
-    def _exchange(self, raw: bool) -> capture.GradientCapture | None:
+    def _exchange(self, raw: bool) -> captures.GradientCapture | None:
         """This rank's part of one capture; on rank 0, the merged reductions (and gathered raw rows)."""
         self._exchanged = True
-        mean, m2, rows = local_moments(self.model, self._layout, self._batch_loss, self._n_local, self._shared_loss, keep_raw=raw)
+        layout = self._layout
+        rows = torch.empty((self._n_local, layout.n_params), dtype=torch.float32, device=layout.device) if raw else None
+        mean, m2 = captures.moments(self.model, layout, self._batch_loss, self._n_local, self._shared_loss, rows=rows)
         mean, m2, total = merge_moments(mean, m2, self._n_local)
         gathered = None
         if raw:
@@ -205,10 +171,8 @@ class DistributedRecorder:
             gathered = torch.cat(parts) if self.rank == 0 else None
         if self.rank != 0:
             return None
-        spans = self._layout.spans
-        sum_mu2 = torch.stack([torch.dot(mean[o : o + c], mean[o : o + c]) for o, c in spans])
-        sum_sigma2 = torch.stack([m2[o : o + c].sum() for o, c in spans]) / total
-        return capture.GradientCapture(sum_mu2, sum_sigma2, raw=gathered)
+        sum_mu2, sum_sigma2 = captures.per_tensor_moments(mean, m2, total, layout)
+        return captures.GradientCapture(sum_mu2, sum_sigma2, raw=gathered)
 
     def step(self, step: int, **scalars) -> None:
         """Call on every rank after ``optimizer.step()``; rank 0 records ``scalars`` (its own values)."""
@@ -221,7 +185,7 @@ class DistributedRecorder:
         if (raw or self._schedule(step)) and not self._exchanged:
             # Other ranks, and rank 0 when its recorder skipped the capture (on_error="warn" after a writer
             # failure): every rank must still take part, or the others would wait in all_reduce forever.
-            with capture.frozen_training_state(self.model):
+            with captures.frozen_training_state(self.model):
                 self._exchange(raw)
 
     def flush(self) -> None:

@@ -5,9 +5,11 @@
             ...; loss.backward(); optimizer.step()
             rec.step(step, loss=loss, test_error=err)
 
-``rec.step`` buffers one row of scalars (no device sync) and, on the steps its schedules pick, captures
-the K batch gradients at the current weights (``capture.py``). Everything is written by a background
-thread (``writer.py``) through the commit protocol of ``store.py``. docs/recording.md is the user guide.
+``rec.step`` buffers one row of scalars (no device sync) and, on the steps a capture's schedule picks,
+runs the captures that are due (``captures/``: gradient moments, weights, optimizer moments,
+residuals, activations) at the current weights. This module holds the schedules, the dispatch and
+the lifecycle; a background thread (``writer.py``) writes through the commit protocol of
+:mod:`pinnlog.analyzer.store.write`. docs/recording.md is the user guide.
 """
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ from torch import nn
 
 from pinnlog.analyzer import __version__
 from pinnlog.analyzer.errors import RecorderError, WriterError
-from pinnlog.analyzer.store.format import activation_dim
 from pinnlog.analyzer.store.write import RunWriter
-from pinnlog.recorder import capture
+from pinnlog.recorder import captures
 from pinnlog.recorder.schedules import Schedule, as_schedule, every
-from pinnlog.recorder.writer import Writer, append_job, bundle_job, gradient_stats_job, scalars_job, to_host
+from pinnlog.recorder.writer import Writer, hand_over, rows_job, scalars_job
 
 __all__ = ["Recorder"]
 
@@ -147,14 +148,12 @@ class Recorder:
         self.model, self.optimizer = model, optimizer
         self._batch_loss, self._shared_loss, self._residuals = batch_loss, shared_loss, residuals
         self._n_batches, self._on_error = int(n_batches), on_error
-        self._layout = capture.build_layout(model)
-        device = self._layout.params[0].device
+        self._layout = captures.build_layout(model)
+        device = self._layout.device
         self._schedule, self._raw_schedule = as_schedule(schedule), as_schedule(raw_schedule)
-        self._residual_schedule = as_schedule(raw_schedule if residual_schedule is None else residual_schedule)
-        self._probe_schedule = as_schedule(raw_schedule if probe_schedule is None else probe_schedule)
-        self._sites = capture.activation_sites(model, self._layout, layers) if probe is not None else []
-        self._probe = _to_device(probe, device)
-        self._adam = capture.is_adam(optimizer)
+        residuals_when = as_schedule(raw_schedule if residual_schedule is None else residual_schedule)
+        probe_when = as_schedule(raw_schedule if probe_schedule is None else probe_schedule)
+        sites = captures.activation_sites(model, self._layout, layers) if probe is not None else []
         for given, when, option in ((residuals, residual_schedule, "residual"), (probe, probe_schedule, "probe")):
             if given is not None and when is None and raw_schedule is None:
                 warnings.warn(
@@ -162,6 +161,19 @@ class Recorder:
                     RuntimeWarning,
                     stacklevel=2,
                 )
+        # The captures, in the order they run at a step (the order the store's variables are created in).
+        self._captures: list[captures.Capture] = []
+        if schedule is not None or raw_schedule is not None:
+            self._captures += [
+                captures.GradientMoments(self._schedule, self._raw_schedule, self._layout, self._capture_batch_gradients),
+                captures.Weights(self._schedule, self._raw_schedule, self._layout),
+            ]
+            if captures.is_adam(optimizer):
+                self._captures.append(captures.OptimizerMoments(self._schedule, self._raw_schedule, self._layout, optimizer))
+        if residuals is not None:
+            self._captures.append(captures.Residuals(residuals_when, model, residuals))
+        if probe is not None:
+            self._captures.append(captures.Activations(probe_when, model, _to_device(probe, device), sites))
 
         attrs: dict[str, Any] = {
             "pinnlog_version": __version__,
@@ -176,29 +188,19 @@ class Recorder:
             "config": dict(config or {}),
             "layout": list(self._layout.tensors),
             "layers": list(self._layout.layers),
-            "activation_layers": [site.name for site in self._sites],
+            "activation_layers": [site.name for site in sites],
         }
-        if residuals is not None:
-            attrs["residual_schedule"] = repr(self._residual_schedule)
-        if probe is not None:
-            attrs["probe_schedule"] = repr(self._probe_schedule)
+        for c in self._captures:
+            attrs.update(c.attrs())
         store = RunWriter(path, attrs, overwrite=overwrite)
-        if schedule is not None or raw_schedule is not None:
-            tensors = self._layout.tensors
-            store.set_static(
-                "gradient_stats",
-                {
-                    "numel": np.array([t["numel"] for t in tensors], dtype=np.int64),
-                    "layer": np.array([t["layer"] for t in tensors], dtype=np.int32),
-                    "is_bias": np.array([t["is_bias"] for t in tensors], dtype=bool),
-                },
-            )
+        for c in self._captures:
+            for group, values in c.static().items():
+                store.set_static(group, values)
         self._writer = Writer(store)
         self._t0 = self._last_handover = time.perf_counter()
         self._rows: list[tuple[int, float, dict]] = []
         self._scalar_names: set[str] = set()
         self._last_step: int | None = None
-        self._n_residuals: int | None = None
         self._closed = self._disabled = self._reported = self._warned_nonfinite = False
         _open_recorders.add(self)
 
@@ -231,18 +233,10 @@ class Recorder:
         self._last_step = step
         now = time.perf_counter()
         self._rows.append((step, now - self._t0, values))
-        grads = self._schedule(step) or self._raw_schedule(step)
-        residuals = self._residuals is not None and self._residual_schedule(step)
-        activations = self._probe is not None and self._probe_schedule(step)
-        if grads or residuals or activations:
+        due = [c for c in self._captures if c.should_compute(step)]
+        if due:
             self._hand_over_rows(now)
-            with capture.frozen_training_state(self.model):
-                if grads:
-                    self._capture_gradients(step, raw=self._raw_schedule(step))
-                if residuals:
-                    self._capture_residuals(step)
-                if activations:
-                    self._capture_activations(step)
+            self._capture(step, due)
         elif len(self._rows) >= ROWS_PER_HANDOVER or now - self._last_handover > SECONDS_PER_HANDOVER:
             self._hand_over_rows(now)
 
@@ -335,63 +329,33 @@ class Recorder:
         rows, self._rows = self._rows, []
         self._writer.submit(scalars_job(rows))
 
-    def _capture_batch_gradients(self, raw: bool) -> capture.GradientCapture:
+    def _capture_batch_gradients(self, raw: bool) -> captures.GradientCapture:
         """The K batch gradients at the current weights, reduced per tensor (``recorder/distributed.py``
         overrides this to merge the batches of every process)."""
-        return capture.capture_gradients(
+        return captures.capture_gradients(
             self.model, self._layout, self._batch_loss, self._n_batches, self._shared_loss, keep_raw=raw
         )
 
-    def _capture_gradients(self, step: int, raw: bool) -> None:
-        layout = self._layout
+    def _capture(self, step: int, due: list[captures.Capture]) -> None:
+        """Run the due captures at fixed weights and hand their rows, one job, to the writer.
+
+        A K x P raw buffer is only filled once the writer holds no other (its raw slot); the slot is
+        given back when the job is on disk, or here if a capture fails.
+        """
+        raw = any(c.holds_raw_buffer and c.is_raw(step) for c in due)
         if raw:
             self._writer.acquire_raw()
         submitted = False
         try:
-            result = self._capture_batch_gradients(raw)
-            names = ["sum_mu2", "sum_sigma2", "sum_rms2", "sum_w2"]
-            columns = [result.sum_mu2, result.sum_sigma2, result.sum_mu2 + result.sum_sigma2, capture.sum_w2(layout)]
-            if self._adam:
-                names += ["sum_m_hat2", "sum_adam_denom2"]
-                columns += list(capture.adam_reductions(layout, self.optimizer))
-            self._writer.submit(gradient_stats_job(self._writer, step, names, to_host(torch.stack(columns))))
-            if raw:
-                bundle = {"batch_gradients": {"step": [step], "batch_gradients": to_host(result.raw[None])}}
-                bundle["weights"] = {"step": [step], "weights": to_host(capture.flat_weights(layout)[None])}
-                if self._adam:
-                    exp_avg, exp_avg_sq, t = capture.flat_adam_state(layout, self.optimizer)
-                    bundle["optimizer_state"] = {
-                        "step": [step],
-                        "optimizer_step": [t],
-                        "exp_avg": to_host(exp_avg[None]),
-                        "exp_avg_sq": to_host(exp_avg_sq[None]),
-                    }
-                del result
-                self._writer.submit(bundle_job(bundle), releases_raw=True)
-                submitted = True
+            with captures.frozen_training_state(self.model):
+                rows = [r for c in due for r in c.compute(step)]
+            job = rows_job(self._writer, [hand_over(r) for r in captures.merge_rows(rows)])
+            del rows  # the device tensors now live in the job only
+            self._writer.submit(job, releases_raw=raw)
+            submitted = True
         finally:
             if raw and not submitted:
                 self._writer.release_raw()
-
-    def _capture_residuals(self, step: int) -> None:
-        residual, weight = capture.record_residuals(self.model, self._residuals)
-        if self._n_residuals is None:
-            self._n_residuals = residual.numel()
-        elif residual.numel() != self._n_residuals:
-            raise RecorderError(
-                f"residuals(model) returned {residual.numel()} samples at step {step} but {self._n_residuals} before; "
-                "evaluate it on the same fixed samples every time"
-            )
-        rows = {"step": [step], "residual": to_host(residual[None])}
-        if weight is not None:
-            rows["rba_weight"] = to_host(weight[None])
-        self._writer.submit(append_job("residuals", rows))
-
-    def _capture_activations(self, step: int) -> None:
-        values = capture.record_activations(self.model, self._probe, self._sites)
-        rows = {"step": [step], **{name: to_host(v[None]) for name, v in values.items()}}
-        dims = {name: ("acapture", "probe", activation_dim(name)) for name in values}
-        self._writer.submit(append_job("activations", rows, dims))
 
 
 def _to_device(probe, device):

@@ -1,6 +1,8 @@
 """The background writer: a daemon thread drains a bounded queue of jobs into a ``RunWriter``.
 
-The training thread only enqueues; the writer converts to numpy, compresses and commits (``store.py``).
+The training thread only enqueues; the writer converts to numpy, compresses and commits
+(:class:`~pinnlog.analyzer.store.write.RunWriter`). Jobs are :class:`~pinnlog.recorder.captures.Rows`
+that name their variables, so the writer knows no variable name.
 A full queue blocks the training thread (and says so once): data is never dropped. A failing job does
 not kill the thread; it records the error, which the recorder re-raises at its next call, and the
 thread keeps draining (discarding) so that nobody ever blocks on a dead writer.
@@ -18,8 +20,9 @@ import numpy as np
 import torch
 
 from pinnlog.analyzer.store.write import RunWriter
+from pinnlog.recorder.captures.base import Rows
 
-__all__ = ["QUEUE_SIZE", "HostArray", "Writer", "append_job", "bundle_job", "gradient_stats_job", "scalars_job", "to_host"]
+__all__ = ["QUEUE_SIZE", "HostArray", "Writer", "hand_over", "rows_job", "scalars_job", "to_host"]
 
 #: Jobs waiting for the writer before ``submit`` blocks the training thread.
 QUEUE_SIZE = 64
@@ -57,9 +60,52 @@ def to_host(tensor: torch.Tensor) -> HostArray:
     return HostArray(host, event)
 
 
+class HostRow:
+    """Row ``index`` of a stack of small columns moved to the host in one copy (one event, one transfer)."""
+
+    __slots__ = ("index", "stack")
+
+    def __init__(self, stack: HostArray, index: int):
+        self.stack, self.index = stack, index
+
+    def numpy(self) -> np.ndarray:
+        return self.stack.numpy()[self.index]
+
+
+#: Device columns up to this many elements are stacked and moved to the host together.
+SMALL_COLUMN = 2**16
+
+
+def hand_over(rows: Rows) -> Rows:
+    """``rows`` with every tensor on its way to host memory (:func:`to_host`), for the writer thread.
+
+    On CUDA the small columns of equal shape and dtype (``gradient_stats``' per-tensor sums) share one
+    copy; on the CPU a tensor already is host memory and moves as it is.
+    """
+    values: dict = {}
+    stackable: dict[tuple, list[str]] = {}
+    for name, value in rows.values.items():
+        if isinstance(value, torch.Tensor):
+            value = value.detach()
+            if value.device.type == "cuda" and value.numel() <= SMALL_COLUMN:
+                stackable.setdefault((tuple(value.shape), value.dtype, value.device), []).append(name)
+                values[name] = value
+                continue
+            value = to_host(value)
+        values[name] = value
+    for names in stackable.values():
+        if len(names) == 1:
+            values[names[0]] = to_host(values[names[0]])
+            continue
+        stack = to_host(torch.stack([values[n] for n in names]))
+        for i, n in enumerate(names):
+            values[n] = HostRow(stack, i)
+    return Rows(rows.group, values, rows.dims, rows.finite)
+
+
 def as_numpy(value) -> np.ndarray:
     """Numpy view of what the training thread handed over (``HostArray``, CPU tensor, list, array)."""
-    if isinstance(value, HostArray):
+    if isinstance(value, (HostArray, HostRow)):
         return value.numpy()
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
@@ -144,11 +190,15 @@ class Writer:
 # -- jobs: what the training thread hands over, turned into numpy and appended on the writer thread ----
 
 
-def append_job(group: str, rows: dict, dims: dict | None = None) -> Callable[[RunWriter], None]:
-    """Append one set of rows to ``group``."""
+def rows_job(writer: Writer, rows: list[Rows]) -> Callable[[RunWriter], None]:
+    """Append each group's rows of one capture step; report the first step whose ``finite`` variables are not."""
 
     def job(store: RunWriter) -> None:
-        store.append(group, {name: as_numpy(value) for name, value in rows.items()}, dims)
+        for r in rows:
+            values = {name: as_numpy(value) for name, value in r.values.items()}
+            if writer.nonfinite_step is None and any(not np.isfinite(values[n]).all() for n in r.finite if n in values):
+                writer.nonfinite_step = int(values["step"][0]) if "step" in values else -1
+            store.append(r.group, values, r.dims or None)
 
     return job
 
@@ -170,27 +220,5 @@ def scalars_job(rows: list[tuple[int, float, dict]]):
                     column[i] = v
             columns[name] = np.asarray(column, dtype=np.float64)
         store.append("scalars", columns)
-
-    return job
-
-
-def gradient_stats_job(writer: Writer, step: int, names: list[str], stats):
-    """One capture's reductions, ``stats`` of shape (len(names), n_tensors); flags non-finite gradients."""
-
-    def job(store: RunWriter) -> None:
-        values = as_numpy(stats)
-        if writer.nonfinite_step is None and not np.isfinite(values[:3]).all():
-            writer.nonfinite_step = step
-        store.append("gradient_stats", {"step": np.array([step]), **{n: values[i][None] for i, n in enumerate(names)}})
-
-    return job
-
-
-def bundle_job(bundle: dict):
-    """A raw step's groups (batch_gradients, weights, optimizer_state), written as one job."""
-
-    def job(store: RunWriter) -> None:
-        for group, rows in bundle.items():
-            append_job(group, rows)(store)
 
     return job

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker as W
 
 from pinnlog.analyzer import open_run
-from pinnlog.recorder import capture
+from pinnlog.recorder import captures
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="this torch build has no torch.distributed")
 
@@ -66,8 +66,8 @@ def test_rank_zero_writes_the_reductions_of_the_union_of_every_ranks_batches(ddp
     batch_loss, shared_loss = _union_batch_loss(x, y), W.shared_loss_of(boundary)
     for row in range(stats.sizes["step"]):
         model = _at_weights(weights[row])
-        layout = capture.build_layout(model)
-        single = capture.capture_gradients(model, layout, batch_loss, W.WORLD * W.N_LOCAL, shared_loss)
+        layout = captures.build_layout(model)
+        single = captures.capture_gradients(model, layout, batch_loss, W.WORLD * W.N_LOCAL, shared_loss)
         np.testing.assert_allclose(stats["sum_mu2"].values[row], single.sum_mu2.numpy(), rtol=1e-6)
         np.testing.assert_allclose(stats["sum_sigma2"].values[row], single.sum_sigma2.numpy(), rtol=1e-6)
         # ... and a plain backward() loop with numpy statistics (population variance, ddof=0)

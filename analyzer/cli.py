@@ -151,8 +151,10 @@ def _print_report(report) -> None:
     doc = report.summary
     for run in doc["runs"]:
         _print_run(run)
-    for speedup in (doc["comparison"] or {}).get("speedups", []):
-        console.print(speedup["text"], markup=False, highlight=False, soft_wrap=True)
+    comparison = doc["comparison"] or {}
+    for line in [comparison.get("headline"), *(s["text"] for s in comparison.get("speedups", [])), *comparison.get("notes", [])]:
+        if line:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     for skipped in doc["skipped"]:
         console.print(
             f"skipped {skipped['figure']}: {skipped['reason']}", markup=False, highlight=False, style="yellow", soft_wrap=True

@@ -28,6 +28,7 @@ from pinnlog.analyzer.errors import (
     ReportOutputError,
 )
 from pinnlog.analyzer.report import summary as S
+from pinnlog.analyzer.report.comparison import comparison, matched_thresholds
 from pinnlog.analyzer.report.compose import FIGURES, RunResult
 from pinnlog.analyzer.report.drawing import draw_figures
 from pinnlog.analyzer.report.html import render_report
@@ -126,6 +127,7 @@ def lazy_metrics(run: xr.DataTree, smooth: int) -> tuple[dict[str, Any], dict[st
         "loss_terms": lambda: _loss_terms(run),
         "residual": lambda: _snapshots(require_group(run, "residuals", "residual")["residual"], RESIDUAL_SNAPSHOTS),
         "rba_weight": lambda: _snapshots(require_group(run, "residuals", "rba_weight")["rba_weight"], RESIDUAL_SNAPSHOTS),
+        "rba_weight_spread": lambda: M.rba_weight_spread(run),
     }
     for name, recipe in recipes.items():
         try:
@@ -281,6 +283,15 @@ def _report(
             result.phases_note = result.why_missing("snr")
         error = result.values.get("test_error")
         result.steps_to_error = {t: (None if error is None else M.steps_to_error(error, t)) for t in thresholds}
+    curves = {r.label: r.values.get("test_error") for r in results}
+    if len(results) > 1:  # the steps-to-error chart shows the levels the comparison uses
+        levels = matched_thresholds(curves, thresholds, results[0].label)
+        for result in results:
+            error = result.values.get("test_error")
+            result.compare_levels = [dict(t) for t in levels]
+            result.compare_steps = {
+                t["name"]: (None if error is None else M.steps_to_error(error, t["threshold"])) for t in levels
+            }
     figures, pngs, skipped = draw_figures(results, out, progress)
     run_docs = [
         S.run_summary(
@@ -300,7 +311,7 @@ def _report(
         kind,
         run_docs,
         options={"smooth": int(smooth), "thresholds": thresholds, "scheduler": scheduler},
-        comparison_=S.comparison(run_docs, thresholds) if kind == "compare" else None,
+        comparison_=comparison(run_docs, thresholds, curves) if kind == "compare" else None,
         figures=figures,
         skipped=skipped,
         warnings=notes,

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from pinnlog.analyzer.report import figures as F
 from pinnlog.analyzer.report import figures_residuals as R
-from pinnlog.analyzer.report.figures_compare import plot_layers_overlay, plot_steps_to_error
+from pinnlog.analyzer.report.figures_compare import plot_dynamics, plot_layers_overlay, plot_steps_to_error
 
 __all__ = ["FIGURES", "Drawn", "RunResult", "Skipped", "compose_figures"]
 
@@ -35,6 +35,10 @@ class RunResult:
     phases_note: str | None = None
     steps_to_error: dict[float, int | None] = field(default_factory=dict)
     smooth: int = 1
+    #: compare only: ``{threshold: step or None}`` over the levels the comparison uses (requested ones,
+    #: then adaptive ones, keyed by name), and those levels (``comparison.matched_thresholds``)
+    compare_steps: dict[Any, int | None] = field(default_factory=dict)
+    compare_levels: list[dict] = field(default_factory=list)
 
     def drawn(self, name: str) -> Any:
         """The curve to draw: the smoothed one when smoothing is on, else the raw metric output."""
@@ -60,6 +64,12 @@ class Skipped:
 
 #: name -> (title, caption). The order is the order in the report.
 FIGURES: dict[str, tuple[str, str]] = {
+    "dynamics": (
+        "Training dynamics",
+        "The runs on one step axis, as the paper's Figs. 6-7: SNR (Eq 8), test error (Eq 7) with the level "
+        "the headline compares at, dispersion of the residuals (Eq 20) and the RBA weights λ (Eq 28); "
+        "dashed lines: each run's phase onsets.",
+    ),
     "snr": (
         "Gradient SNR",
         "Whole-net SNR = ‖μ‖/‖σ‖ over the batch gradients (Eq 8; paper Fig 6-8) with the "
@@ -232,17 +242,51 @@ def _residuals(runs, single, colors) -> Drawn | Skipped:
     return Drawn("residuals", FIGURES["residuals"][0], fig, notes)
 
 
+def _headline_level(runs: Sequence[RunResult]) -> tuple[float, str] | None:
+    """The lowest compared level every run with a test error reaches (the headline's), as (value, name)."""
+    have = _have(runs, "test_error")
+    levels = runs[0].compare_levels
+    common = [t for t in levels if have and all(r.compare_steps.get(t["name"]) is not None for r in have)]
+    if not common:
+        return None
+    level = min(common, key=lambda t: t["threshold"])
+    return level["threshold"], f"{level['name']}"
+
+
+def _dynamics(runs, single, colors) -> Drawn | Skipped | None:
+    if single:
+        return None  # analyze draws each of these panels on its own
+    if not _have(runs, "snr") and not _have(runs, "test_error"):
+        return _skip(runs, "dynamics", "snr", False)
+    fig = plot_dynamics(
+        _arg(runs, "snr", False, _drawn) or {},
+        _arg(runs, "test_error", False, _raw) or {},
+        homogeneity=_arg(runs, "residual_homogeneity", False, _raw),
+        rba_weight=_arg(runs, "rba_weight_spread", False, _raw),
+        phases=_phases(runs, False),
+        level=_headline_level(runs),
+        colors=colors,
+    )
+    notes = _notes(runs, "residual_homogeneity", "residual dispersion", False)
+    return Drawn("dynamics", FIGURES["dynamics"][0], fig, notes)
+
+
 def _steps_to_error(runs, single, colors) -> Drawn | Skipped | None:
     if single:
         return None  # a table in the report says it for one run
     if not _have(runs, "test_error"):
         return _skip(runs, "steps_to_error", "test_error", False)
+    have = _have(runs, "test_error")
+    steps = {r.label: (r.compare_steps or r.steps_to_error) for r in have}
+    if not any(s is not None for per_run in steps.values() for s in per_run.values()):
+        return Skipped("steps_to_error", "no run reached any test-error threshold (its test error has no finite value)")
     fig, axes = F.new_figure(1, 1, width=7.0, height=4.5)
-    plot_steps_to_error({r.label: r.steps_to_error for r in _have(runs, "test_error")}, ax=axes[0, 0], colors=colors)
+    plot_steps_to_error(steps, ax=axes[0, 0], colors=colors)
     return Drawn("steps_to_error", FIGURES["steps_to_error"][0], fig, _notes(runs, "test_error", "test error", False))
 
 
 COMPOSERS: dict[str, Callable] = {
+    "dynamics": _dynamics,
     "snr": _snr,
     "snr_per_layer": _per_layer("snr_per_layer", "snr_per_layer", F.plot_snr_per_layer, "SNR", True),
     "srr": _srr,

@@ -29,6 +29,7 @@ figure { margin: 1.5rem 0; } figure img { max-width: 100%; height: auto; border:
 figcaption { font-size: .9rem; color: #444; } .note { color: #8a5a00; } .muted { color: #777; font-size: .85rem; }
 pre { background: #f7f7f7; padding: .5rem; overflow-x: auto; font-size: .8rem; max-height: 20rem; }
 ul.speedups li { font-size: 1.05rem; margin: .2rem 0; }
+p.headline { font-size: 1.2rem; font-weight: 600; }
 .phase-fitting { background: #e3eaf5; } .phase-diffusion { background: #fbeadf; } .phase-total { background: #e2f0e5; }
 """
 
@@ -130,20 +131,53 @@ def _metadata_block(run: Mapping[str, Any]) -> str:
 
 
 def _comparison_block(comparison: Mapping[str, Any]) -> str:
+    """Headline, speed-ups, errors side by side, steps to each level, phase onsets, notes."""
     out = [
         "<h2>Comparison</h2>",
+        f'<p class="headline">{esc(comparison["headline"])}</p>',
         f'<p class="muted">Ratios are against the reference run <b>{esc(comparison["reference"])}</b>.</p>',
         '<ul class="speedups">',
     ]
     out += [f"<li>{esc(s['text'])}</li>" for s in comparison["speedups"]]
     out.append("</ul>")
-    labels = list(comparison["steps_to_error"][0]["steps"]) if comparison["steps_to_error"] else []
+    if comparison.get("notes"):
+        out.append('<ul class="notes">' + "".join(f'<li class="note">{esc(n)}</li>' for n in comparison["notes"]) + "</ul>")
+    errors = comparison.get("errors") or {}
+    labels = list(errors.get("lowest") or (comparison["steps_to_error"][0]["steps"] if comparison["steps_to_error"] else []))
+    if labels:
+        rows = []
+        for key, what in (("lowest", "lowest test error"), ("final", "final test error")):
+            rows.append([what] + [(errors[key][lb] or {}).get("value") for lb in labels])
+            rows.append(["… at step"] + [(errors[key][lb] or {}).get("step") for lb in labels])
+        rows += [
+            [f"test error at step {e['step']:,}"] + [e["errors"].get(lb) for lb in labels] for e in errors.get("at_steps", [])
+        ]
+        out.append("<h3>Test error side by side</h3>")
+        out.append(_table(["", *labels], rows, numeric=[False] + [True] * len(labels)))
     rows = [
-        [f"≤ {threshold_name(e['threshold'])}"] + [e["steps"].get(label) for label in labels]
+        [f"≤ {e.get('name', threshold_name(e['threshold']))}"] + [e["steps"].get(lb) for lb in labels]
         for e in comparison["steps_to_error"]
     ]
     out.append("<h3>Steps to reach a test error</h3>")
-    out.append(_table(["test error"] + labels, rows, numeric=[False] + [True] * len(labels)))
+    out.append(_table(["test error", *labels], rows, numeric=[False] + [True] * len(labels)))
+    onsets = comparison.get("phase_onsets") or []
+    if onsets:
+        others = [lb for lb in labels if lb != comparison["reference"]]
+        header = [
+            "phase",
+            *(f"{lb} starts at" for lb in labels),
+            *(f"onset ratio {comparison['reference']} / {lb}" for lb in others),
+        ]
+        rows = [[o["phase"], *(o["onsets"].get(lb) for lb in labels), *(o["ratios"].get(lb) for lb in others)] for o in onsets]
+        out.append("<h3>Phase onsets</h3>")
+        out.append(
+            _table(
+                header,
+                rows,
+                row_classes=[_phase_class(o["phase"]) for o in onsets],
+                numeric=[False] + [True] * (len(header) - 1),
+            )
+        )
     if comparison["phase_differences"]:
         out.append("<h3>Phase differences</h3>")
         rows = [

@@ -20,7 +20,6 @@ __all__ = [
     "FINAL_QUANTITIES",
     "METADATA_KEYS",
     "SCHEMA_VERSION",
-    "comparison",
     "last_finite",
     "load_schema",
     "phase_rows",
@@ -179,88 +178,6 @@ def run_summary(
         "phases_note": phases_note,
         "final": final,
         "steps_to_error": [{"threshold": float(t), "step": None if s is None else int(s)} for t, s in steps_to_error.items()],
-    }
-
-
-def _speedup_text(run: str, reference: str, threshold: float, run_steps, reference_steps) -> str:
-    what = f"{threshold_name(threshold)} test error"
-    if run_steps is None and reference_steps is None:
-        return f"neither {run} nor {reference} reaches {what}"
-    if run_steps is None:
-        return f"{run} never reaches {what}; {reference} does at step {reference_steps:,}"
-    if reference_steps is None:
-        return f"{run} reaches {what} at step {run_steps:,}; {reference} never does"
-    if run_steps == 0 or reference_steps == 0:
-        return f"{run} reaches {what} at step {run_steps:,}, {reference} at step {reference_steps:,}"
-    ratio = reference_steps / run_steps
-    if round(ratio, 1) == 1.0:
-        return f"{run} reaches {what} about as soon as {reference} ({run_steps:,} vs {reference_steps:,} steps)"
-    how = f"{ratio:.1f}× sooner" if ratio >= 1 else f"{1 / ratio:.1f}× later"
-    return f"{run} reaches {what} {how} than {reference} ({run_steps:,} vs {reference_steps:,} steps)"
-
-
-def comparison(runs: Sequence[Mapping[str, Any]], thresholds: Sequence[float]) -> dict:
-    """Ratios between runs: every run against the first (the reference), per threshold and per phase.
-
-    ``speedup = reference_steps / run_steps`` (> 1: the run is sooner). Per phase (matched by label):
-    ``onset_ratio = reference first_step / run first_step`` (> 1: the run enters the phase sooner) and
-    ``median_snr_ratio = run median SNR / reference median SNR``.
-    """
-    reference = runs[0]
-    ref_label = reference["label"]
-    steps = {r["label"]: {e["threshold"]: e["step"] for e in r["steps_to_error"]} for r in runs}
-    table = []
-    for t in thresholds:
-        per_run = {label: steps[label].get(float(t)) for label in steps}
-        reached = {k: v for k, v in per_run.items() if v is not None}
-        table.append({"threshold": float(t), "steps": per_run, "fastest": min(reached, key=reached.get) if reached else None})
-    speedups, phase_differences = [], []
-    ref_phases = {p["label"]: p for p in reference["phases"] or []}
-    for run in runs[1:]:
-        label = run["label"]
-        for t in thresholds:
-            a, b = steps[label].get(float(t)), steps[ref_label].get(float(t))
-            ratio = b / a if a and b else None
-            speedups.append(
-                {
-                    "threshold": float(t),
-                    "run": label,
-                    "reference": ref_label,
-                    "run_steps": a,
-                    "reference_steps": b,
-                    "speedup": _number(ratio),
-                    "text": _speedup_text(label, ref_label, float(t), a, b),
-                }
-            )
-        for phase in run["phases"] or []:
-            ref = ref_phases.get(phase["label"])
-            if ref is None:
-                continue
-            onset = ref["first_step"] / phase["first_step"] if phase["first_step"] > 0 and ref["first_step"] > 0 else None
-            median_ratio = (
-                phase["median_snr"] / ref["median_snr"] if phase["median_snr"] is not None and ref["median_snr"] else None
-            )
-            phase_differences.append(
-                {
-                    "phase": phase["label"],
-                    "run": label,
-                    "reference": ref_label,
-                    "run_first_step": phase["first_step"],
-                    "reference_first_step": ref["first_step"],
-                    "onset_ratio": _number(onset),
-                    "run_duration": phase["last_step"] - phase["first_step"],
-                    "reference_duration": ref["last_step"] - ref["first_step"],
-                    "run_median_snr": phase["median_snr"],
-                    "reference_median_snr": ref["median_snr"],
-                    "median_snr_ratio": _number(median_ratio),
-                }
-            )
-    return {
-        "reference": ref_label,
-        "thresholds": [float(t) for t in thresholds],
-        "steps_to_error": table,
-        "speedups": speedups,
-        "phase_differences": phase_differences,
     }
 
 

@@ -90,7 +90,10 @@ def test_when_both_reach_requested_thresholds_the_headline_uses_the_lowest_of_th
     curves = {"vanilla": curve(slow), "RBA": curve(RBA)}
     result = comparison([doc("vanilla"), doc("RBA")], [0.1, 0.05, 0.001], curves)
     a, b = first_at_or_below(STEPS, RBA, 0.05), first_at_or_below(STEPS, slow, 0.05)
-    assert result["headline"] == f"RBA generalises sooner: it reaches 5% test error {b / a:.1f}× sooner than vanilla ({a:,} vs {b:,} steps)"
+    assert (
+        result["headline"]
+        == f"RBA generalises sooner: it reaches 5% test error {b / a:.1f}× sooner than vanilla ({a:,} vs {b:,} steps)"
+    )
     assert all(t["basis"] == "requested" for t in result["steps_to_error"])  # nothing adaptive needed
     assert 0.001 not in [s["threshold"] for s in result["speedups"]]  # reached by neither: no line
 

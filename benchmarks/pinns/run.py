@@ -55,7 +55,8 @@ def main(
     ] = None,
     device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, ...")] = "cpu",
     config: Annotated[
-        ConfigName, typer.Option(help="paper: the full set-up (GPU); cpu-small: minutes on a laptop; cpu-helmholtz: the sample pair.")
+        ConfigName,
+        typer.Option(help="paper: the full set-up (GPU); cpu-small: minutes on a laptop; cpu-helmholtz: the sample pair."),
     ] = ConfigName.cpu_small,
     seed: Annotated[int, typer.Option(help="Seed of the collocation points and the initial weights.")] = 0,
     reynolds: Annotated[

@@ -118,7 +118,7 @@ def test_errors_side_by_side_are_the_curves_values():
     assert result["at_steps"][-1]["step"] == int(common[-1])
     for row in result["at_steps"]:
         assert row["step"] in common
-        assert row["errors"]["a"] == float(a[STEPS == row["step"]][0])
+        assert row["errors"]["a"] == float(a[row["step"] == STEPS][0])
         assert row["errors"]["b"] == float(b[b_steps == row["step"]][0])
 
 
@@ -155,6 +155,7 @@ def test_dynamics_figure_draws_each_runs_curves():
     fig = plot_dynamics(snr, errors, homogeneity={"a": cv}, rba_weight={"b": weights}, level=(0.2, "20%"))
     a, b, c, d = fig.axes
     shown = STEPS > 0  # log step axis: step 0 is left out
+    np.testing.assert_array_equal(next(l for l in a.get_lines() if l.get_label() == "a").get_ydata(), snr["a"].values[shown])
     line = {l.get_label(): l for l in b.get_lines() if l.get_label() in ("a", "b")}
     np.testing.assert_array_equal(line["b"].get_ydata(), RBA[shown])
     np.testing.assert_array_equal(c.get_lines()[0].get_ydata(), cv["cv"].values[shown])

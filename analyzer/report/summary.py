@@ -105,18 +105,16 @@ def _minimum(values: xr.DataArray | None) -> dict | None:
 
 
 def phase_rows(phases: Any) -> list[dict] | None:
-    """A ``PhaseTable`` as JSON rows ``{label, first_step, last_step, median_snr, slope}``."""
+    """A ``PhaseTable`` as the summary's rows ``{label, first_step, last_step, median_snr, slope}``.
+
+    The one serialisation of a phase is :meth:`PhaseTable.to_dict`; the summary only names the median
+    after the signal it is the median of (the whole-net SNR). HTML and the command line read these rows.
+    """
     if phases is None:
         return None
     return [
-        {
-            "label": str(p.label),
-            "first_step": int(p.first_step),
-            "last_step": int(p.last_step),
-            "median_snr": _number(p.median),
-            "slope": _number(getattr(p, "slope", None)),
-        }
-        for p in getattr(phases, "phases", phases)
+        {key: row[key] for key in ("label", "first_step", "last_step")} | {"median_snr": row["median"], "slope": row["slope"]}
+        for row in phases.to_dict()["phases"]
     ]
 
 

@@ -88,7 +88,7 @@ def read_root(store, path) -> dict:
     if root.get("zarr_format") != 3 or root.get("node_type") != "group":
         raise NotAStoreError(f"{path} is not a Zarr v3 group; pass a directory written by pinnlog")
     attrs = root.get("attributes") if isinstance(root.get("attributes"), dict) else {}
-    check_format_version(attrs.get("pinnlog_format"), path)
+    check_format_version(attrs.get("pinnlog_format"), path, attrs.get("pinnlog_format_minor"))
     return root
 
 

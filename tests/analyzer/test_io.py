@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import dask.array as da
 import numpy as np
@@ -197,6 +198,29 @@ def test_unknown_pinnlog_format(tmp_path, value):
     with pytest.raises(UnknownFormatError) as info:
         open_run(tmp_path / "g.zarr")
     assert_one_line(info.value, "pinnlog_format=", "upgrade pinnlog")
+
+
+@pytest.mark.parametrize("minor", [2, "1", True, 1.5])
+def test_unknown_format_minor(tmp_path, minor):
+    attrs = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=3).attrs
+    attrs.update({"pinnlog_format": 1, "pinnlog_format_minor": minor})
+    with pytest.raises(UnknownFormatError) as info:
+        open_run(tmp_path / "g.zarr")
+    assert_one_line(info.value, "pinnlog_format_minor=", "upgrade pinnlog")
+
+
+def test_a_format_1_0_store_gets_the_name_coordinates_of_1_1():
+    """The sample logs are format 1.0 (no ``tensor`` array): open_run builds the coordinates from ``layout``."""
+    path = Path(__file__).parents[2] / "sample_logs" / "ac_vanilla.zarr"
+    assert "pinnlog_format_minor" not in zarr.open_group(path, mode="r").attrs
+    assert "tensor" not in zarr.open_group(path, mode="r")["gradient_stats"]
+    run = open_run(path)
+    stats = run["gradient_stats"]
+    layout = run.attrs["layout"]
+    assert stats["tensor"].values.tolist() == [t["name"] for t in layout]
+    assert stats["layer_name"].values.tolist() == [f"layer_{t['layer']}" for t in layout]
+    first = layout[0]["name"]
+    np.testing.assert_array_equal(stats.sel(tensor=first)["sum_mu2"].values, stats["sum_mu2"].values[:, 0])
 
 
 def test_run_without_committed_step_is_empty(tmp_path):

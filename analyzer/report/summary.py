@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from pinnlog.analyzer.store.format import RUN_DESCRIPTION
+
 __all__ = [
     "FINAL_QUANTITIES",
     "METADATA_KEYS",
@@ -33,24 +35,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 #: Root attributes of a store copied into ``runs[].metadata`` (when present).
-METADATA_KEYS = (
-    "status",
-    "created",
-    "pinnlog_format",
-    "pinnlog_version",
-    "torch_version",
-    "device",
-    "model",
-    "optimizer",
-    "n_batches",
-    "schedule",
-    "raw_schedule",
-    "residual_schedule",
-    "probe_schedule",
-    "shared_loss",
-    "config",
-    "imported_from",
-)
+METADATA_KEYS = RUN_DESCRIPTION
 
 #: Quantities reported under ``runs[].final`` (metric name in ``build.py`` -> what it is).
 FINAL_QUANTITIES = {

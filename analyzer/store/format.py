@@ -19,6 +19,7 @@ __all__ = [
     "KNOWN_FORMATS",
     "KNOWN_MINORS",
     "PREALLOCATED_ROWS",
+    "RUN_DESCRIPTION",
     "STATUS_VALUES",
     "STRING",
     "GroupSpec",
@@ -44,6 +45,26 @@ STATUS_VALUES = ("recording", "complete", "interrupted")
 #: only ``close`` trims them to ``n_committed``, so a killed store has one size per dimension in every
 #: group; absent chunks cost nothing (zarr does not write a chunk that is all fill value).
 PREALLOCATED_ROWS = 2**24
+
+#: The root attributes that describe a run, in the order ``pinnlog info`` and ``summary.json`` show them.
+RUN_DESCRIPTION = (
+    "status",
+    "created",
+    "pinnlog_format",
+    "pinnlog_version",
+    "torch_version",
+    "device",
+    "model",
+    "optimizer",
+    "n_batches",
+    "schedule",
+    "raw_schedule",
+    "residual_schedule",
+    "probe_schedule",
+    "shared_loss",
+    "config",
+    "imported_from",
+)
 
 #: Codecs a format-1 store may use. Anything else (pickle/object codecs above all) is refused.
 ALLOWED_CODECS = frozenset({"bytes", "blosc", "zstd", "gzip", "crc32c", "transpose", "sharding_indexed", "vlen-utf8"})

@@ -78,6 +78,22 @@ class AllenCahn:
     def residuals(self, model):
         return self.residual_at(model, self.points).detach()
 
+    def train_step(self, model, optimizer):
+        """One plain optimizer step on the full loss; returns the loss."""
+        optimizer.zero_grad()
+        loss = self.full_loss(model)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    def recorder(self, path, model, optimizer, **options):
+        """The paper's recording of this problem: batch residual losses, the IC loss shared, residuals and
+        activations on the collocation points (``options`` add or override schedules)."""
+        from pinnlog.recorder import Recorder
+
+        defaults = {"residuals": self.residuals, "probe": self.points, "shared_loss": self.ic_loss}
+        return Recorder(path, model, optimizer, self.residual_loss, self.n_batches, **(defaults | options))
+
 
 class Blobs:
     """Three Gaussian blobs in 5-D, K equal batches; the full loss is the mean of the batch losses."""

@@ -24,25 +24,18 @@ def _record_everything(path, model, problem, n_steps=6, rba=False, **options):
     weights = torch.linspace(0.1, 1.0, problem.points.shape[0])
     residuals = (lambda m: (problem.residuals(m), weights)) if rba else problem.residuals
     expected = {"residual": {}, "activations": {}}
-    with Recorder(
+    with problem.recorder(
         path,
         model,
         optimizer,
-        problem.residual_loss,
-        problem.n_batches,
         schedule=every(2),
         raw_schedule=every(3),
         residuals=residuals,
-        probe=problem.points,
-        shared_loss=problem.ic_loss,
         config={"pde": "allen-cahn", "eps": 1e-4},
         **options,
     ) as rec:
         for step in range(n_steps):
-            optimizer.zero_grad()
-            loss = problem.full_loss(model)
-            loss.backward()
-            optimizer.step()
+            loss = problem.train_step(model, optimizer)
             expected["residual"][step] = problem.residuals(model).numpy()
             expected["activations"][step] = _hidden_activations(model, problem.points)
             rec.step(step, loss=loss, lr=optimizer.param_groups[0]["lr"])

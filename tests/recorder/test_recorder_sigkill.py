@@ -106,14 +106,16 @@ def _check_plain_xarray(path: Path) -> None:
         for var in run[name].data_vars:
             np.testing.assert_array_equal(head[var].values, run[name][var].values)
     repair_run(path)
+    repaired = open_run(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in GROUPS:
             if (path / name).exists():
                 ds = xr.open_zarr(path, group=name).load()
-                assert ds.sizes[GROUPS[name].axis] == open_run(path)[name].sizes["step"]
+                assert ds.sizes[GROUPS[name].axis] == repaired[name].sizes["step"]
 
 
+@pytest.mark.timeout(900)  # 20 recordings, each killed, checked, opened with plain xarray, repaired
 def test_sigkill_at_random_moments_leaves_consistent_stores(tmp_path, fork_server):
     rng = random.Random(20240613)
     for i in range(N_KILLS):

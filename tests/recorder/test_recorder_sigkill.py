@@ -46,9 +46,14 @@ def _expect(server, word: str) -> str:
 
 
 def _stored_chunks(path: Path, name: str, var: str) -> list[tuple[int, ...]]:
-    """Grid coordinates of the chunks on disk (``c/i/j/...``); a pre-allocated array has few of its grid."""
+    """Grid coordinates of the chunks on disk (``c/i/j/...``); a pre-allocated array has few of its grid.
+
+    ``*.partial`` files are not chunks: zarr writes a chunk there and renames it, so a kill can leave one
+    (zarr never reads it; ``repair_run`` deletes it).
+    """
     root = path / name / var / "c"
-    return [tuple(int(part) for part in f.relative_to(root).parts) for f in root.rglob("*") if f.is_file()]
+    files = [f for f in root.rglob("*") if f.is_file() and not f.name.endswith(".partial")]
+    return [tuple(int(part) for part in f.relative_to(root).parts) for f in files]
 
 
 def _check_killed_store(path: Path) -> None:

@@ -62,25 +62,14 @@ def info(run: RunArg) -> None:
 
     Reads only metadata, so it is instant even on a store that is still being written.
     """
+    from pinnlog.analyzer.store.format import RUN_DESCRIPTION
     from pinnlog.analyzer.store.read import describe_run
 
     facts = describe_run(run)
     console.print(f"[bold]{facts['path']}[/bold]", markup=True, highlight=False)
     head = Table.grid(padding=(0, 2))
-    for key in (
-        "pinnlog_format",
-        "status",
-        "created",
-        "pinnlog_version",
-        "torch_version",
-        "device",
-        "model",
-        "optimizer",
-        "n_batches",
-        "schedule",
-        "raw_schedule",
-    ):
-        if key in facts["attrs"]:
+    for key in RUN_DESCRIPTION:
+        if key in facts["attrs"] and key != "config":  # the config is printed last, whole
             head.add_row(key, str(facts["attrs"][key]))
     console.print(head, markup=False)
     table = Table(title="groups", title_justify="left")
@@ -114,6 +103,15 @@ SchedulerOpt = Annotated[
         help="Compute on this dask.distributed scheduler (tcp://host:8786) instead of local threads.",
     ),
 ]
+
+
+def _report_dir(default: str):
+    """``--out/-o DIR``: where a report goes; ``default`` says where it goes without it."""
+    return typer.Option("--out", "-o", show_default=False, file_okay=False, help=f"Directory to write into (default: {default}).")
+
+
+ReportDirOpt = Annotated[Path | None, _report_dir("the run's name + _report, beside the run")]
+CompareDirOpt = Annotated[Path | None, _report_dir("A_vs_B_report beside the first run")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (no progress, no summary).")]
 ThresholdOpt = Annotated[
     list[float] | None,
@@ -170,16 +168,7 @@ def _print_report(report) -> None:
 @app.command()
 def analyze(
     run: RunArg,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            show_default=False,
-            file_okay=False,
-            help="Directory to write into (default: the run's name + _report, beside the run).",
-        ),
-    ] = None,
+    out: ReportDirOpt = None,
     smooth: SmoothOpt = None,
     threshold: ThresholdOpt = None,
     scheduler: SchedulerOpt = None,
@@ -226,16 +215,7 @@ def compare(
             help="Name of a run in the report; repeat once per run, in order (default: the runs' names).",
         ),
     ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            show_default=False,
-            file_okay=False,
-            help="Directory to write into (default: A_vs_B_report beside the first run).",
-        ),
-    ] = None,
+    out: CompareDirOpt = None,
     smooth: SmoothOpt = None,
     threshold: ThresholdOpt = None,
     scheduler: SchedulerOpt = None,
@@ -271,16 +251,7 @@ def compare(
 @app.command()
 def watch(
     run: RunArg,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            show_default=False,
-            file_okay=False,
-            help="Directory to write into (default: the run's name + _report, beside the run).",
-        ),
-    ] = None,
+    out: ReportDirOpt = None,
     every: Annotated[float, typer.Option("--every", min=0.1, help="Seconds between two looks at the run.")] = 30.0,
     smooth: SmoothOpt = None,
     scheduler: SchedulerOpt = None,

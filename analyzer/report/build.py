@@ -32,23 +32,11 @@ from pinnlog.analyzer.report.comparison import comparison, matched_thresholds
 from pinnlog.analyzer.report.compose import FIGURES, RunResult
 from pinnlog.analyzer.report.drawing import draw_figures
 from pinnlog.analyzer.report.html import render_report
-from pinnlog.analyzer.scheduler import SchedulerError, dask_scheduler
+from pinnlog.analyzer.scheduler import dask_scheduler
 from pinnlog.analyzer.store.location import locate
 from pinnlog.analyzer.store.read import open_run, require_group
 
-__all__ = [
-    "DEFAULT_SMOOTH",
-    "DEFAULT_THRESHOLDS",
-    "NothingToReportError",
-    "Report",
-    "ReportArgumentError",
-    "ReportOutputError",
-    "SchedulerError",
-    "analyze_run",
-    "compare_runs",
-    "default_out_dir",
-    "run_label",
-]
+__all__ = ["DEFAULT_SMOOTH", "DEFAULT_THRESHOLDS", "Report", "analyze_run", "compare_runs", "default_out_dir", "run_label"]
 
 DEFAULT_THRESHOLDS = (0.1, 0.05, 0.01)
 DEFAULT_SMOOTH = None  # auto: see auto_smooth

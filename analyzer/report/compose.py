@@ -18,7 +18,7 @@ from pinnlog.analyzer.report import figures as F
 from pinnlog.analyzer.report import figures_residuals as R
 from pinnlog.analyzer.report.figures_compare import plot_dynamics, plot_layers_overlay, plot_steps_to_error
 
-__all__ = ["FIGURES", "Drawn", "RunResult", "Skipped", "compose_figures"]
+__all__ = ["FIGURES", "Drawn", "RunResult", "Skipped", "compose_figures", "compose_one"]
 
 
 @dataclass
@@ -301,12 +301,15 @@ COMPOSERS: dict[str, Callable] = {
 }
 
 
+def compose_one(runs: Sequence[RunResult], name: str) -> Drawn | Skipped | None:
+    """Figure ``name`` of :data:`FIGURES` for ``runs`` (one run -> analyze, several -> compare), or why not."""
+    with F.figure_style():
+        return COMPOSERS[name](runs, len(runs) == 1, F.run_colors([r.label for r in runs]))
+
+
 def compose_figures(runs: Sequence[RunResult]) -> Iterator[Drawn | Skipped]:
     """Draw every figure the runs' data allows, in report order; one run -> analyze, several -> compare."""
-    single = len(runs) == 1
-    colors = F.run_colors([r.label for r in runs])
     for name in FIGURES:
-        with F.figure_style():
-            result = COMPOSERS[name](runs, single, colors)
+        result = compose_one(runs, name)
         if result is not None:
             yield result

@@ -17,8 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from pinnlog.analyzer.report import figures as F
-from pinnlog.analyzer.report.compose import COMPOSERS, FIGURES, Drawn, RunResult, Skipped
+from pinnlog.analyzer.report.compose import FIGURES, Drawn, RunResult, Skipped, compose_one
 
 __all__ = ["draw_figures", "drawing_processes", "write_figure"]
 
@@ -53,8 +52,7 @@ def write_figure(drawn: Drawn, out: Path) -> tuple[dict, bytes]:
 
 def _draw_one(runs: Sequence[RunResult], name: str, out: Path) -> tuple[dict | None, bytes | None, dict | None]:
     """``(entry, png, None)`` for a drawn figure, ``(None, None, skipped)`` for a skipped one, else Nones."""
-    with F.figure_style():
-        item = COMPOSERS[name](runs, len(runs) == 1, F.run_colors([r.label for r in runs]))
+    item = compose_one(runs, name)
     if item is None:
         return None, None, None
     if isinstance(item, Skipped):

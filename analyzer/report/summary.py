@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from pinnlog.analyzer.store.format import RUN_DESCRIPTION
+
 __all__ = [
     "FINAL_QUANTITIES",
     "METADATA_KEYS",
@@ -32,24 +34,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 #: Root attributes of a store copied into ``runs[].metadata`` (when present).
-METADATA_KEYS = (
-    "status",
-    "created",
-    "pinnlog_format",
-    "pinnlog_version",
-    "torch_version",
-    "device",
-    "model",
-    "optimizer",
-    "n_batches",
-    "schedule",
-    "raw_schedule",
-    "residual_schedule",
-    "probe_schedule",
-    "shared_loss",
-    "config",
-    "imported_from",
-)
+METADATA_KEYS = RUN_DESCRIPTION
 
 #: Quantities reported under ``runs[].final`` (metric name in ``build.py`` -> what it is).
 FINAL_QUANTITIES = {
@@ -104,18 +89,16 @@ def _minimum(values: xr.DataArray | None) -> dict | None:
 
 
 def phase_rows(phases: Any) -> list[dict] | None:
-    """A ``PhaseTable`` as JSON rows ``{label, first_step, last_step, median_snr, slope}``."""
+    """A ``PhaseTable`` as the summary's rows ``{label, first_step, last_step, median_snr, slope}``.
+
+    The one serialisation of a phase is :meth:`PhaseTable.to_dict`; the summary only names the median
+    after the signal it is the median of (the whole-net SNR). HTML and the command line read these rows.
+    """
     if phases is None:
         return None
     return [
-        {
-            "label": str(p.label),
-            "first_step": int(p.first_step),
-            "last_step": int(p.last_step),
-            "median_snr": _number(p.median),
-            "slope": _number(getattr(p, "slope", None)),
-        }
-        for p in getattr(phases, "phases", phases)
+        {key: row[key] for key in ("label", "first_step", "last_step")} | {"median_snr": row["median"], "slope": row["slope"]}
+        for row in phases.to_dict()["phases"]
     ]
 
 

@@ -20,6 +20,7 @@ from pinnlog.analyzer.store.guards import SafeLocalStore, disallowed_codecs, uns
 from pinnlog.analyzer.store.location import open_writable
 from pinnlog.analyzer.store.metadata import is_stub, list_children, partial_files, read_json, read_root, sync
 from pinnlog.analyzer.store.verify import VerifyReport, verify_run
+from pinnlog.analyzer.store.write import set_rows
 
 __all__ = ["RepairReport", "repair_run"]
 
@@ -38,6 +39,27 @@ def _remove_stub(store, prefix: str) -> str:
     if isinstance(store, SafeLocalStore):  # delete_dir removes files; the empty folders go too
         shutil.rmtree(os.path.join(str(store.root), prefix), ignore_errors=True)
     return f"removed {prefix}/, a node whose creation was interrupted (it held no committed row)"
+
+
+def _remove_chunks_beyond(store, prefix: str, arr, n: int) -> int:
+    """Delete the stored chunks of ``arr`` whose rows all lie at or past ``n`` (written, never committed).
+
+    Only the keys that exist are visited: a pre-allocated array's chunk grid is mostly empty.
+    """
+    rows_per_chunk = arr.metadata.chunk_grid.chunk_shape[0]
+    first_gone = -(-n // rows_per_chunk)  # the first chunk index wholly past the committed rows
+
+    async def keys():
+        return [key async for key in store.list_prefix(prefix + "/")]
+
+    removed = 0
+    for key in sync(keys()):
+        rel = key[len(prefix) + 1 :]
+        parts = rel.split("/")
+        if len(parts) >= 2 and parts[0] == "c" and parts[1].isdigit() and int(parts[1]) >= first_gone:
+            sync(store.delete(key))
+            removed += 1
+    return removed
 
 
 def repair_run(path: str | os.PathLike) -> RepairReport:
@@ -96,8 +118,10 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
                 continue
             if dims[0] == GROUPS[name].axis and isinstance(shape[0], int) and shape[0] > n:
                 arr = zarr.open_array(store=store, path=f"{name}/{var}", mode="r+", zarr_format=3)
-                arr.resize((n, *arr.shape[1:]))
-                actions.append(f"{name}/{var}: capacity {shape[0]} -> {n} rows")
+                set_rows(arr, n)
+                removed = _remove_chunks_beyond(store, f"{name}/{var}", arr, n)
+                extra = f", {removed} uncommitted chunk(s) removed" if removed else ""
+                actions.append(f"{name}/{var}: capacity {shape[0]} -> {n} rows{extra}")
     attrs = root_doc["attributes"]
     root = zarr.open_group(store=store, mode="r+", zarr_format=3, use_consolidated=False)
     if attrs.get("status") not in ("complete", "interrupted"):

@@ -1,12 +1,17 @@
 """The ``pinnlog`` command line (typer).
 
-Commands are thin: parse, call one library function, print. A :class:`PinnlogError` (a user mistake)
-prints one line and exits 2; anything else is an internal error and exits 1.
+Commands are thin: parse, call one library function, print. Exit status, the same for every command
+(docs/cli.md): 0 success; 1 damage found by ``verify``; 2 a user mistake (a :class:`PinnlogError`, one
+line on stderr); 3 an internal error (a bug: the traceback is printed); 130 interrupted (Ctrl-C, one line
+saying what was kept). Every string that comes from a store or a path goes through ``printable`` before
+it reaches the terminal.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +21,10 @@ from rich.table import Table
 
 from pinnlog.analyzer import __version__
 from pinnlog.analyzer.errors import PinnlogError
+from pinnlog.analyzer.output import Interrupted, printable
+
+#: Exit status of every command (docs/cli.md).
+EXIT_OK, EXIT_DAMAGED, EXIT_USER_MISTAKE, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 app = typer.Typer(
     name="pinnlog",
@@ -65,7 +74,7 @@ def info(run: RunArg) -> None:
     from pinnlog.analyzer.store.read import describe_run
 
     facts = describe_run(run)
-    console.print(f"[bold]{facts['path']}[/bold]", markup=True, highlight=False)
+    console.print(printable(facts["path"]), style="bold", markup=False, highlight=False)
     head = Table.grid(padding=(0, 2))
     for key in (
         "pinnlog_format",
@@ -81,17 +90,17 @@ def info(run: RunArg) -> None:
         "raw_schedule",
     ):
         if key in facts["attrs"]:
-            head.add_row(key, str(facts["attrs"][key]))
+            head.add_row(key, printable(facts["attrs"][key]))
     console.print(head, markup=False)
     table = Table(title="groups", title_justify="left")
     for col in ("group", "committed", "variables (shape)", "on disk"):
         table.add_column(col, overflow="fold")
     for g in facts["groups"]:
-        shapes = ", ".join(f"{v} {tuple(s)}" for v, s in g["shapes"].items())
-        table.add_row(g["name"], str(g["n_committed"]), shapes, _human_bytes(g["bytes"]))
+        shapes = ", ".join(f"{printable(v)} {tuple(s)}" for v, s in g["shapes"].items())
+        table.add_row(printable(g["name"]), str(g["n_committed"]), shapes, _human_bytes(g["bytes"]))
     console.print(table, markup=False)
     if facts["attrs"].get("config"):
-        console.print("config:", facts["attrs"]["config"], markup=False, highlight=False)
+        console.print("config:", printable(facts["attrs"]["config"]), markup=False, highlight=False)
     console.print(f"total on disk: {_human_bytes(facts['bytes'])}", highlight=False)
 
 
@@ -116,29 +125,59 @@ SchedulerOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (no progress, no summary).")]
 ThresholdOpt = Annotated[
-    list[float] | None,
+    list[str] | None,
     typer.Option(
         "--threshold",
         "-t",
         show_default=False,
-        help="Test error to report the steps to reach; repeat for several (default: 0.1, 0.05, 0.01).",
+        help="Test error to report the steps to reach: a fraction in (0, 1) such as 0.05, or a percentage such as 5%; "
+        "repeat for several (default: 0.1, 0.05, 0.01).",
     ),
 ]
+
+
+class ThresholdError(PinnlogError, ValueError):
+    """A ``-t/--threshold`` that is neither a fraction in (0, 1) nor a percentage in (0 %, 100 %)."""
+
+
+def parse_threshold(text: str) -> float:
+    """``"0.05"`` -> 0.05 and ``"5%"`` -> 0.05; anything else (``10``, ``1.5``, ``0``, ``150%``) is refused.
+
+    A bare number >= 1 is refused rather than guessed: ``-t 10`` could mean 10 % or 1000 %.
+    """
+    raw = text.strip()
+    percent = raw.endswith("%")
+    try:
+        value = float(raw[:-1].strip() if percent else raw)
+    except ValueError:
+        value = float("nan")
+    value = value / 100 if percent else value
+    if not 0 < value < 1:  # NaN fails too
+        raise ThresholdError(
+            f"-t/--threshold {printable(text)!r}: give a fraction in (0, 1) such as 0.05, or a percentage such as 5%"
+        )
+    return value
+
+
+def _thresholds(values: list[str] | None) -> tuple[float, ...] | None:
+    return tuple(parse_threshold(v) for v in values) if values else None
 
 
 def _print_run(run: dict) -> None:
     from pinnlog.analyzer.report.summary import threshold_name
 
-    table = Table(title=f"phases of {run['label']}", title_justify="left")
+    table = Table(title=f"phases of {printable(run['label'])}", title_justify="left")
     for col in ("phase", "first step", "last step", "median SNR"):
         table.add_column(col, justify="left" if col == "phase" else "right")
     for p in run["phases"] or []:
         median = "—" if p["median_snr"] is None else f"{p['median_snr']:.3g}"
-        table.add_row(p["label"], f"{p['first_step']:,}", f"{p['last_step']:,}", median)
+        table.add_row(printable(p["label"]), f"{p['first_step']:,}", f"{p['last_step']:,}", median)
     if run["phases"]:
         console.print(table, markup=False)
     else:
-        console.print(f"no phases for {run['label']}: {run['phases_note']}", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            printable(f"no phases for {run['label']}: {run['phases_note']}"), markup=False, highlight=False, soft_wrap=True
+        )
     reached = ", ".join(
         f"≤{threshold_name(e['threshold'])}: {'never' if e['step'] is None else format(e['step'], ',')}"
         for e in run["steps_to_error"]
@@ -152,13 +191,17 @@ def _print_report(report) -> None:
     for run in doc["runs"]:
         _print_run(run)
     for speedup in (doc["comparison"] or {}).get("speedups", []):
-        console.print(speedup["text"], markup=False, highlight=False, soft_wrap=True)
+        console.print(printable(speedup["text"]), markup=False, highlight=False, soft_wrap=True)
     for skipped in doc["skipped"]:
         console.print(
-            f"skipped {skipped['figure']}: {skipped['reason']}", markup=False, highlight=False, style="yellow", soft_wrap=True
+            printable(f"skipped {skipped['figure']}: {skipped['reason']}"),
+            markup=False,
+            highlight=False,
+            style="yellow",
+            soft_wrap=True,
         )
     console.print(
-        f"wrote {report.html} ({len(report.figures)} figures, summary.json beside it)",
+        printable(f"wrote {report.html} ({len(report.figures)} figures, summary.json beside it)"),
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -194,14 +237,20 @@ def analyze(
     summary.json (schema in docs/report.md) holds the run's metadata, phases, final metrics and the
     steps to reach 10%, 5% and 1% test error. The report is one self-contained HTML file.
 
-    Exit status: 0 success; 2 a user mistake (the one-line message names the fix); 1 an internal error.
+    Exit status: 0 success; 2 a user mistake (the one-line message names the fix); 3 an internal error;
+    130 interrupted (the previous report, if any, is left as it was).
     """
     from pinnlog.analyzer.report import DEFAULT_THRESHOLDS, analyze_run
     from pinnlog.analyzer.report.progress import DelayedProgress
 
     with DelayedProgress(err_console, enabled=not quiet) as progress:
         report = analyze_run(
-            run, out, smooth=smooth, thresholds=threshold or DEFAULT_THRESHOLDS, scheduler=scheduler, progress=progress
+            run,
+            out,
+            smooth=smooth,
+            thresholds=_thresholds(threshold) or DEFAULT_THRESHOLDS,
+            scheduler=scheduler,
+            progress=progress,
         )
     if not quiet:
         _print_report(report)
@@ -247,7 +296,8 @@ def compare(
     test error 7.6x sooner than vanilla") and how its phases differ (onset, duration, median SNR). The
     report shows every run's phase table.
 
-    Exit status: 0 success; 2 a user mistake (the one-line message names the fix); 1 an internal error.
+    Exit status: 0 success; 2 a user mistake (the one-line message names the fix); 3 an internal error;
+    130 interrupted (the previous report, if any, is left as it was).
     """
     from pinnlog.analyzer.report import DEFAULT_THRESHOLDS, compare_runs
     from pinnlog.analyzer.report.progress import DelayedProgress
@@ -258,7 +308,7 @@ def compare(
             label or None,
             out,
             smooth=smooth,
-            thresholds=threshold or DEFAULT_THRESHOLDS,
+            thresholds=_thresholds(threshold) or DEFAULT_THRESHOLDS,
             scheduler=scheduler,
             progress=progress,
         )
@@ -293,7 +343,7 @@ def watch(
     run `pinnlog verify --repair RUN` to mark it interrupted.
 
     Exit status: 0 the run finished and its report is written; 2 a user mistake (no such run, nothing to
-    draw); 1 an internal error; 130 interrupted with Ctrl-C.
+    draw); 3 an internal error; 130 interrupted with Ctrl-C (the last complete report is kept).
     """
     from pinnlog.analyzer.watch import watch_run
 
@@ -302,7 +352,7 @@ def watch(
             return
         counts = ", ".join(f"{group} {n:,}" for group, n in refresh.committed.items())
         done = f"report in {refresh.report.out_dir}" if refresh.report is not None else refresh.waiting_for
-        err_console.print(f"{refresh.status}: {counts or 'nothing committed'}; {done}", markup=False, highlight=False)
+        err_console.print(printable(f"{refresh.status}: {counts or 'nothing committed'}; {done}"), markup=False, highlight=False)
 
     report = watch_run(run, out, every=every, smooth=smooth, scheduler=scheduler, on_refresh=said)
     if not quiet and report is not None:
@@ -313,13 +363,14 @@ def _print_verify(report) -> None:
     from rich.text import Text
 
     style = {"ok": "green", "warning": "yellow", "damaged": "bold red"}
-    table = Table(title=Text(f"verify {report.path}"), title_justify="left")
+    table = Table(title=Text(f"verify {printable(report.path)}"), title_justify="left")
     for col in ("level", "where", "check", "detail"):
         table.add_column(col, overflow="fold")
     for f in report.findings:  # Text cells: names and values from the store are never read as markup
-        table.add_row(Text(f.level, style=style.get(f.level, "")), Text(f.where), Text(f.check), Text(f.detail))
+        cells = (printable(f.where), printable(f.check), printable(f.detail))
+        table.add_row(Text(f.level, style=style.get(f.level, "")), *(Text(c) for c in cells))
     console.print(table)
-    usable = ", ".join(f"{g} {report.usable.get(g, 0)}/{n}" for g, n in report.committed.items())
+    usable = ", ".join(f"{printable(g)} {report.usable.get(g, 0)}/{n}" for g, n in report.committed.items())
     verdict = "healthy" if report.healthy else "DAMAGED; usable rows per group"
     console.print(Text(f"{verdict}: {usable}" if usable else verdict, style="green" if report.healthy else "bold red"))
 
@@ -349,14 +400,15 @@ def verify(
     leaving the store or a pipe; and the status. Nothing in the store is ever unpickled or evaluated.
 
     Exit status: 0 healthy (warnings allowed); 1 damaged, with the rows per group that are still usable;
-    2 not a pinnlog store (or a format this version cannot read).
+    2 not a pinnlog store (or a format this version cannot read), or --repair on a store that cannot be
+    written (nothing is changed); 3 an internal error; 130 interrupted.
     """
     from pinnlog.analyzer.store import repair_run, verify_run
 
     if repair:
         result = repair_run(run)
         for action in result.actions:
-            console.print(f"repaired: {action}", markup=False, highlight=False)
+            console.print(printable(f"repaired: {action}"), markup=False, highlight=False)
         report = result.after
     else:
         report = verify_run(run, decode=not metadata_only)
@@ -393,31 +445,64 @@ def import_paper_logs(
 
     with DelayedProgress(err_console) as progress:
         written = convert(src, out, overwrite=overwrite, progress=progress)
-    console.print(f"wrote {written}", markup=False, highlight=False, soft_wrap=True)
+    console.print(printable(f"wrote {written}"), markup=False, highlight=False, soft_wrap=True)
+
+
+def _quiet_unraisable(hook):
+    """An unraisable-exception hook that drops the KeyboardInterrupt a Ctrl-C can leave in a finalizer."""
+
+    def quiet(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            hook(unraisable)
+
+    return quiet
+
+
+def _interrupted(message: str) -> None:
+    # A second Ctrl-C (or one delivered to a finalizer while exiting) must not print a trace.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+    err_console.print(printable(message), markup=False, highlight=False)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``pinnlog`` console script."""
+    """Entry point of the ``pinnlog`` console script (exit status: see the module docstring)."""
     try:
-        code = app(args=argv, prog_name="pinnlog", standalone_mode=False)  # click returns a command's typer.Exit(code) here
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        # The command runs without click's main(), which would turn Ctrl-C into a blank line and an Abort
+        # and lose what the interrupted write kept; every exception is answered below instead.
+        command = typer.main.get_command(app)
+        args = sys.argv[1:] if argv is None else list(argv)
+        with command.make_context("pinnlog", args) as ctx:
+            command.invoke(ctx)
+    except Interrupted as exc:  # a write was interrupted: it says what was kept
+        _interrupted(str(exc))
+    except (typer.Abort, KeyboardInterrupt):
+        _interrupted("interrupted; nothing written")
     except PinnlogError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False)
-        sys.exit(2)
+        # The library says what to do in Python terms; an error may carry the command line's own wording.
+        message = getattr(exc, "cli_message", None) or str(exc)
+        err_console.print(f"error: {printable(message)}", markup=False, highlight=False)
+        sys.exit(EXIT_USER_MISTAKE)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("aborted", markup=False)
-        sys.exit(130)
     # typer >= 0.16 raises its own vendored click's exceptions (subclasses of TyperException), not click's
     except (__import__("click").ClickException, typer.exceptions.TyperException) as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `pinnlog` alone: the help is the message
             exc.show()
-            sys.exit(2)
+            sys.exit(EXIT_USER_MISTAKE)
         # unknown option, missing argument, bad value: a user mistake, said in one line
         ctx = getattr(exc, "ctx", None)
         hint = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
         message = " ".join(exc.format_message().split()).rstrip(".")
-        err_console.print(f"error: {message}{hint}", markup=False, highlight=False)
-        sys.exit(2)
+        err_console.print(f"error: {printable(message)}{hint}", markup=False, highlight=False)
+        sys.exit(EXIT_USER_MISTAKE)
+    except BrokenPipeError:  # `pinnlog info run.zarr | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        sys.exit(EXIT_OK)
+    except Exception:
+        traceback.print_exc()
+        err_console.print(
+            "internal error: this is a bug in pinnlog; please report it with the traceback above", markup=False, highlight=False
+        )
+        sys.exit(EXIT_INTERNAL_ERROR)

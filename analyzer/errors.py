@@ -1,7 +1,7 @@
 """Every exception and warning pinnlog raises on purpose, the recorder's included: one base, one-line messages.
 
 The command line catches :class:`PinnlogError` once, prints its message and exits 2; anything else is
-an internal error (exit 1). Warnings derive from :class:`PinnlogWarning`.
+an internal error (exit 3). Warnings derive from :class:`PinnlogWarning`.
 
 Names that older releases exported from other modules (``MetricArgumentError``,
 ``ReportArgumentError``, ``WatchArgumentError``) are kept as aliases of :class:`ArgumentError`, the

@@ -347,16 +347,74 @@ def watch(
     """
     from pinnlog.analyzer.watch import watch_run
 
+    written: list = []
+
     def said(refresh) -> None:
+        if refresh.report is not None:
+            written.append(refresh.report)
         if quiet:
             return
         counts = ", ".join(f"{group} {n:,}" for group, n in refresh.committed.items())
         done = f"report in {refresh.report.out_dir}" if refresh.report is not None else refresh.waiting_for
         err_console.print(printable(f"{refresh.status}: {counts or 'nothing committed'}; {done}"), markup=False, highlight=False)
 
-    report = watch_run(run, out, every=every, smooth=smooth, scheduler=scheduler, on_refresh=said)
+    try:
+        report = watch_run(run, out, every=every, smooth=smooth, scheduler=scheduler, on_refresh=said)
+    except KeyboardInterrupt:
+        if written:  # between two refreshes, or during one (which leaves the previous report as it was)
+            raise Interrupted(f"interrupted; {written[-1].out_dir} holds the report of the last refresh") from None
+        raise
     if not quiet and report is not None:
         _print_report(report)
+
+
+class ExportTo(__import__("enum").StrEnum):
+    csv = "csv"
+    netcdf = "netcdf"
+    tensorboard = "tensorboard"
+
+
+@app.command()
+def export(
+    run: RunArg,
+    to: Annotated[
+        ExportTo,
+        typer.Option(
+            "--to",
+            help="csv: a folder of CSV files; netcdf: one .nc file; tensorboard: event files in DIR/RUN_NAME/ "
+            "(needs pinnlog[tensorboard]).",
+        ),
+    ] = ExportTo.csv,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            show_default=False,
+            help="Where to write (default beside the run: NAME_curves/, NAME.nc, NAME_tensorboard/).",
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write the run's computed curves and phase table as data: CSV, NetCDF or TensorBoard event files.
+
+    Every curve the data allows: whole-net and per-layer SNR (Eq 8), SRR_B (Eq 17), SRR_C (Eq 13), the
+    norms of the gradient's batch mean and std, weight norms per layer, mutual information (Eq 31) and
+    binarization per layer, the residuals' dispersion (Eq 20), every recorded scalar, and the phase
+    table. Each curve keeps its units and the paper's equation (columns.csv for CSV, attributes in
+    NetCDF). TensorBoard shows the curves under group/name tags and the phases as phases/phase (the
+    phase index, stepping up at each boundary) and a text table.
+
+    Exit status: 0 success; 2 a user mistake; 3 an internal error; 130 interrupted (nothing written, or
+    the previous export left as it was).
+    """
+    from pinnlog.analyzer.export import export_run
+    from pinnlog.analyzer.report.progress import DelayedProgress
+
+    with DelayedProgress(err_console, enabled=not quiet) as progress:
+        written = export_run(run, to.value, out, progress=progress)
+    if not quiet:
+        console.print(printable(f"wrote {written}"), markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_verify(report) -> None:

@@ -23,7 +23,7 @@ import signal
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -147,30 +147,30 @@ def deferred_interrupt() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def _previous_output(folder: Path, marker: str, suffixes: tuple[str, ...]) -> bool:
-    """Whether ``folder`` holds only what an earlier run of the same command wrote (so it may be swapped whole)."""
+def report_files(names: set[str]) -> bool:
+    """A folder ``analyze``/``compare`` wrote: ``summary.json`` and only pages, JSON and figures."""
+    return "summary.json" in names and all(n.endswith((".html", ".json", ".png", ".svg")) for n in names)
+
+
+def _previous_output(folder: Path, ours: Callable[[set[str]], bool]) -> bool:
+    """Whether ``folder`` is empty or holds only what an earlier run of the same command wrote (files ``ours`` accepts)."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return False
-    if not entries:
-        return True
-    names = {e.name for e in entries}
-    return marker in names and all(e.is_file(follow_symlinks=False) and e.name.endswith(suffixes) for e in entries)
+    return not entries or (all(e.is_file(follow_symlinks=False) for e in entries) and ours({e.name for e in entries}))
 
 
 @contextlib.contextmanager
 def staged_directory(
     target: str | os.PathLike,
     *,
-    marker: str = "summary.json",
-    suffixes: tuple[str, ...] = (".html", ".json", ".png", ".svg"),
+    ours: Callable[[set[str]], bool] = report_files,
     option: str = "-o",
 ) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``target``; when the block succeeds, it becomes ``target``.
 
-    A ``target`` that holds only an earlier output (``marker`` and files ending in ``suffixes``) is
-    replaced whole, so figures that are no longer drawn do not linger. A ``target`` folder holding
+    A ``target`` that holds only an earlier output (file names that ``ours`` accepts) is replaced whole, so figures that are no longer drawn do not linger. A ``target`` folder holding
     anything else is kept, and the new files replace the files of the same names in it, one by one.
     If the block raises (or Ctrl-C arrives), the temporary folder is removed and ``target`` is as it
     was; Ctrl-C raises :class:`Interrupted` saying so.
@@ -188,7 +188,7 @@ def staged_directory(
         yield stage
         os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700; the output gets the usual permissions
         with deferred_interrupt():
-            _commit(stage, path, marker, suffixes)
+            _commit(stage, path, ours)
             committed = True
     except KeyboardInterrupt as exc:
         if committed:
@@ -215,11 +215,11 @@ def _about(exc: OSError, stage: Path, target: Path) -> bool:
     return any(os.fspath(n).startswith(roots) for n in names)
 
 
-def _commit(stage: Path, path: Path, marker: str, suffixes: tuple[str, ...]) -> None:
+def _commit(stage: Path, path: Path, ours: Callable[[set[str]], bool]) -> None:
     if not os.path.lexists(path):
         os.rename(stage, path)
         return
-    if _previous_output(path, marker, suffixes):
+    if _previous_output(path, ours):
         old = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + "old-", dir=path.parent))
         os.rename(path, old / "previous")
         try:

@@ -140,7 +140,7 @@ def _snr(runs, single, colors) -> Drawn | Skipped:
     fig, axes = F.new_figure(2, 1, width=6.2, height=4.2)
     phases = _phases(runs, single)
     raw = _arg(runs, "snr", single, _raw) if runs[0].smooth > 1 else None
-    F.plot_snr(_arg(runs, "snr", single, _drawn), raw=raw, phases=phases, ax=axes[0, 0], colors=colors)
+    F.plot_snr(_arg(runs, "snr", single, _drawn), raw=raw, window=runs[0].smooth, phases=phases, ax=axes[0, 0], colors=colors)
     axes[0, 0].set_title("a) SNR (Eq 8)", loc="left", fontsize="medium")
     notes = _notes(runs, "gradient_norms", "mean/std of the gradient", single)
     if _have(runs, "gradient_norms"):

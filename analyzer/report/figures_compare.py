@@ -14,9 +14,10 @@ import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from pinnlog.analyzer.report.figures import (
+    PERCENT_FORMATTER,
     _ax,
     _line,
     _log_axes,
@@ -65,7 +66,7 @@ def plot_layers_overlay(
         if i % ncols == 0:
             ax.set_ylabel(ylabel)
         if percent:
-            ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+            ax.yaxis.set_major_formatter(PERCENT_FORMATTER)
         shade_phases(ax, phases, colors=colors)
     for ax in flat[n_layers:]:
         ax.set_visible(False)

@@ -66,6 +66,15 @@ def plot_distribution(
         palette = {plain(k): colors[k] for k in runs}
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"value": [], "curve": []})
     data = data[np.isfinite(data["value"]) & ((data["value"] > 0) if log_scale else True)]
+    # A curve whose values are all equal (the RBA weights at step 0: every λ = 0) has no spread: its
+    # density is a spike that would set the scale of the panel. It is marked by a line and named instead.
+    constant = [c for c, v in data.groupby("curve", sort=False)["value"] if v.size and v.min() == v.max()]
+    if len(constant) < data["curve"].nunique():
+        for curve in constant:
+            value = float(data.loc[data["curve"] == curve, "value"].iat[0])
+            ax.axvline(value, color=palette.get(curve, "0.4"), ls=":", lw=1.2, label=f"{curve}: all = {value:g}")
+        data = data[~data["curve"].isin(constant)]
+        palette = {k: v for k, v in palette.items() if k not in constant}
     if data.empty:  # every value NaN, inf (or 0 on a log axis): seaborn cannot draw an empty hue
         ax.text(0.5, 0.5, "no finite values to show", transform=ax.transAxes, ha="center", va="center")
         ax.set_xlabel(xlabel)
@@ -83,7 +92,12 @@ def plot_distribution(
         bins=60,
         ax=ax,
     )
+    handles = [h for h in ax.get_lines() if not h.get_label().startswith("_")]
     legend = ax.get_legend()
+    if legend is not None and handles:  # seaborn's legend of the histograms, plus the constant curves' lines
+        patches = legend.legend_handles
+        ax.legend([*patches, *handles], [t.get_text() for t in legend.get_texts()] + [h.get_label() for h in handles])
+        legend = ax.get_legend()
     if legend is not None:
         legend.set_title(None)
     ax.set_xlabel(xlabel)

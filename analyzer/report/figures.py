@@ -147,6 +147,7 @@ def _log_axes(ax: Axes, *, logy: bool = True) -> None:
         ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0, linscale=0.4)
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(STEP_FORMATTER)
+        ax.set_xlim(left=0.0)  # the autoscale margin would reach into negative steps
     else:
         ax.set_xscale("log")
         if steps.max() >= 100 * steps.min():

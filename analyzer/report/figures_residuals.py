@@ -66,15 +66,6 @@ def plot_distribution(
         palette = {plain(k): colors[k] for k in runs}
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"value": [], "curve": []})
     data = data[np.isfinite(data["value"]) & ((data["value"] > 0) if log_scale else True)]
-    # A curve whose values are all equal (the RBA weights at step 0: every λ = 0) has no spread: its
-    # density is a spike that would set the scale of the panel. It is marked by a line and named instead.
-    constant = [c for c, v in data.groupby("curve", sort=False)["value"] if v.size and v.min() == v.max()]
-    if len(constant) < data["curve"].nunique():
-        for curve in constant:
-            value = float(data.loc[data["curve"] == curve, "value"].iat[0])
-            ax.axvline(value, color=palette.get(curve, "0.4"), ls=":", lw=1.2, label=f"{curve}: all = {value:g}")
-        data = data[~data["curve"].isin(constant)]
-        palette = {k: v for k, v in palette.items() if k not in constant}
     if data.empty:  # every value NaN, inf (or 0 on a log axis): seaborn cannot draw an empty hue
         ax.text(0.5, 0.5, "no finite values to show", transform=ax.transAxes, ha="center", va="center")
         ax.set_xlabel(xlabel)
@@ -92,16 +83,42 @@ def plot_distribution(
         bins=60,
         ax=ax,
     )
-    handles = [h for h in ax.get_lines() if not h.get_label().startswith("_")]
+    _keep_spikes_off_scale(ax, data, log_scale)
     legend = ax.get_legend()
-    if legend is not None and handles:  # seaborn's legend of the histograms, plus the constant curves' lines
-        patches = legend.legend_handles
-        ax.legend([*patches, *handles], [t.get_text() for t in legend.get_texts()] + [h.get_label() for h in handles])
-        legend = ax.get_legend()
     if legend is not None:
         legend.set_title(None)
     ax.set_xlabel(xlabel)
     return ax
+
+
+#: A curve whose peak density is this many times the highest peak of the others is drawn off scale.
+SPIKE_RATIO = 3.0
+
+
+def _keep_spikes_off_scale(ax: Axes, data, log_scale: bool) -> None:
+    """Scale the density axis to the spread-out curves; a spike (the RBA weights at step 0, all near
+    λ₀ = 0, Eq 28) runs off the top and its legend entry gives its peak instead of flattening the rest."""
+    values = np.log10(data["value"].to_numpy()) if log_scale else data["value"].to_numpy()
+    edges = np.histogram_bin_edges(values, bins=60)
+    peaks = {}
+    for curve, rows in data.groupby("curve", sort=False):
+        v = np.log10(rows["value"].to_numpy()) if log_scale else rows["value"].to_numpy()
+        density, _ = np.histogram(v, bins=edges, density=True)
+        peaks[curve] = float(density.max()) if density.size else 0.0
+    if len(peaks) < 2:
+        return
+    spikes = {c for c, p in peaks.items() if p > SPIKE_RATIO * max(q for d, q in peaks.items() if d != c)}
+    rest = [p for c, p in peaks.items() if c not in spikes]
+    if not spikes or not rest:
+        return
+    # seaborn's density is per unit of the drawn axis; rescale our per-bin estimate to its axis top
+    top_drawn = ax.get_ylim()[1]
+    scale = top_drawn / max(peaks.values())
+    ax.set_ylim(0.0, 1.15 * max(rest) * scale)
+    legend = ax.get_legend()
+    for text in legend.get_texts() if legend is not None else ():
+        if text.get_text() in spikes:
+            text.set_text(f"{text.get_text()} (peak {peaks[text.get_text()] * scale:.3g}, off scale)")
 
 
 def plot_residual_distribution(residual: Series, *, ax: Axes | None = None, colors: Mapping[str, Any] | None = None) -> Axes:

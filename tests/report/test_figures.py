@@ -50,7 +50,7 @@ def test_snr_line_is_the_input_without_nan_and_keeps_step_zero():
     np.testing.assert_array_equal(line.get_ydata(), snr.values[keep])
     # step 0 is drawn: linear from 0 to the first captured step, logarithmic above it
     assert ax.get_xscale() == "symlog" and ax.get_yscale() == "log"
-    assert ax.xaxis.get_transform().linthresh == 2.0
+    assert ax.xaxis.get_transform().linthresh == 2.0 and ax.get_xlim()[0] == 0.0  # no negative steps
     # the regime boundary SNR = 1 (paper Fig 2)
     assert any(np.all(np.asarray(l.get_ydata()) == 1.0) for l in ax.get_lines())
     # without a row at step 0 the axis is the paper's plain log axis

@@ -94,7 +94,11 @@ def test_the_fitting_label_stays_inside_the_axes():
 
 def test_step_zero_phase_shading_starts_at_zero_on_a_symlog_axis():
     snr = xr.DataArray([9.0, 5.0, 2.0, 0.5], dims="step", coords={"step": [0, 10, 100, 1000]}, name="snr")
-    ax = rendered(F.plot_snr(snr, phases=PhaseTable("snr", [Phase("fitting", 0, 100, 1.0, 0.0, 3), Phase("diffusion", 1000, 1000, 1.0, 0.0, 1)])))
+    ax = rendered(
+        F.plot_snr(
+            snr, phases=PhaseTable("snr", [Phase("fitting", 0, 100, 1.0, 0.0, 3), Phase("diffusion", 1000, 1000, 1.0, 0.0, 1)])
+        )
+    )
     assert ax.get_xscale() == "symlog"
     spans = list(ax.patches)
     assert spans and min(p.get_x() for p in spans) == 0.0
@@ -112,21 +116,21 @@ def test_raw_and_smoothed_snr_are_told_apart_by_a_legend():
     assert faint.get_alpha() < 1 and solid.get_alpha() is None
 
 
-def test_the_constant_step_zero_rba_weights_do_not_set_the_density_scale():
+def test_the_step_zero_rba_weight_spike_does_not_set_the_density_scale():
     rng = np.random.default_rng(2)
-    later = rng.uniform(0.0, 0.05, size=(3, 500))
-    weights = np.vstack([np.zeros((1, 500)), later])  # λ0 = 0 at step 0 (Eq 28)
-    da = xr.DataArray(weights, dims=("step", "sample"), coords={"step": [0, 100, 1000, 8000]})
+    first = rng.uniform(0.0, 0.001, size=(1, 500))  # one update after λ0 = 0 (Eq 28): all near 0
+    later = rng.uniform(0.05, 0.6, size=(3, 500))
+    da = xr.DataArray(np.vstack([first, later]), dims=("step", "sample"), coords={"step": [0, 100, 1000, 8000]})
     ax = rendered(plot_rba_weight_distribution(da))
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "step 0: all = 0" in labels and "step 100" in labels
-    # the densities of the spread-out curves fill the panel: the scale is theirs, not a spike's
-    density_top = max(np.nanmax(l.get_ydata()) for l in ax.get_lines() if len(l.get_ydata()) > 2) if ax.get_lines() else None
-    hist_tops = [p.get_path().vertices[:, 1].max() for p in ax.patches]
-    top = max(hist_tops + ([density_top] if density_top is not None else []))
-    assert ax.get_ylim()[1] < 3 * top
-    expected_density = 1 / 0.05  # uniform on [0, 0.05]
-    assert top < 5 * expected_density
+    assert labels[0].startswith("step 0 (peak ") and labels[0].endswith(", off scale)")
+    assert labels[1:] == ["step 100", "step 1,000", "step 8,000"]
+    assert len(ax.patches) + len(ax.get_lines()) >= 4  # the spike is still drawn, only off scale
+    uniform_density = 1 / 0.55
+    assert uniform_density < ax.get_ylim()[1] < 3 * uniform_density
+    # without a spike the axis is seaborn's own
+    plain = rendered(plot_rba_weight_distribution(da.isel(step=slice(1, None))))
+    assert all("off scale" not in t.get_text() for t in plain.get_legend().get_texts())
 
 
 def test_the_test_error_axis_says_what_the_scalar_is():

@@ -474,6 +474,17 @@ def verify(
     raise typer.Exit(report.exit_code)
 
 
+def parse_widths(text: str) -> list[int]:
+    """``"2,128,128,1"`` -> ``[2, 128, 128, 1]``: at least two positive whole numbers."""
+    try:
+        widths = [int(part) for part in text.replace(" ", "").split(",")]
+    except ValueError:
+        widths = []
+    if len(widths) < 2 or any(w < 1 for w in widths):
+        raise PinnlogError(f"--widths {printable(text)!r}: give the layer widths as IN,HIDDEN,...,OUT, e.g. 2,128,128,1")
+    return widths
+
+
 @app.command("import-paper-logs")
 def import_paper_logs(
     src: Annotated[
@@ -486,6 +497,15 @@ def import_paper_logs(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", show_default=False, help="Run store to write (e.g. ac_rba.zarr).")],
+    widths: Annotated[
+        str | None,
+        typer.Option(
+            "--widths",
+            show_default=False,
+            help="Layer widths of the network that wrote the logs, IN,HIDDEN,...,OUT (default: the paper's "
+            "2,128,128,128,128,128,128,1).",
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
 ) -> None:
     """Convert the paper authors' text logs into a pinnlog run store, to analyse or compare them like a run.
@@ -493,16 +513,36 @@ def import_paper_logs(
     Reads grad_stats2.txt (per weight matrix: norm of the batch-mean gradient, of the batch std, of the
     weights) into gradient_stats, and losses.txt (test error, loss) into scalars. The whole-net logs
     grad_stats.txt and grad_rms.txt are cross-checked against the per-layer rows, not stored; a log that
-    stops early is fine. The network is the paper's MLP [2] + [128] x 6 + [1]; the store's imported_from
-    attribute says what was converted and how well the logs agree.
+    stops early is fine. The logs hold norms, not shapes: the network is the paper's MLP [2] + [128] x 6
+    + [1] unless --widths says otherwise (the number of weight matrices in the logs must match). The
+    store's imported_from attribute says what was converted and how well the logs agree.
 
-    Exit status: 0 success; 2 a user mistake (missing file, OUT exists without --overwrite); 1 an internal error.
+    Exit status: 0 success; 2 a user mistake (missing file, widths that do not match the logs, OUT exists
+    without --overwrite, OUT inside another store); 3 an internal error; 130 interrupted.
     """
+    from pinnlog.analyzer.output import check_output_path, is_url, staged_store
+    from pinnlog.analyzer.paper_logs import PAPER_WIDTHS, WidthsMismatchError
     from pinnlog.analyzer.paper_logs import import_paper_logs as convert
     from pinnlog.analyzer.report.progress import DelayedProgress
 
-    with DelayedProgress(err_console) as progress:
-        written = convert(src, out, overwrite=overwrite, progress=progress)
+    layer_widths = parse_widths(widths) if widths is not None else list(PAPER_WIDTHS)
+    if not is_url(str(out)):
+        target = check_output_path(out, directory=True, store=True)
+        if target.exists() and not overwrite:
+            raise PinnlogError(f"{out} already exists; pass --overwrite or choose another -o")
+    try:
+        with DelayedProgress(err_console) as progress:
+            if is_url(str(out)):
+                written = convert(src, out, overwrite=overwrite, widths=layer_widths, progress=progress)
+            else:  # built beside OUT and renamed into place: Ctrl-C leaves the previous store or nothing
+                with staged_store(out) as staged:
+                    convert(src, staged, widths=layer_widths, progress=progress)
+                written = out
+    except WidthsMismatchError as exc:
+        raise PinnlogError(
+            f"{src} logs {exc.n_tensors} weight matrices but the widths {','.join(map(str, exc.widths))} describe "
+            f"{len(exc.widths) - 1}; pass --widths with {exc.n_tensors + 1} numbers IN,HIDDEN,...,OUT"
+        ) from None
     console.print(printable(f"wrote {written}"), markup=False, highlight=False, soft_wrap=True)
 
 

@@ -84,12 +84,13 @@ def _is_zarr_node(folder: Path) -> bool:
     return any(os.path.lexists(folder / name) for name in ("zarr.json", ".zgroup", ".zarray"))
 
 
-def check_output_path(target: str | os.PathLike, *, option: str = "-o", directory: bool = True) -> Path:
+def check_output_path(target: str | os.PathLike, *, option: str = "-o", directory: bool = True, store: bool = False) -> Path:
     """Refuse an output ``target`` pinnlog must not write to; return it as an absolute path (links not resolved).
 
     Refused (:class:`OutputPathError`, exit 2): a target that is, or lies inside, a Zarr store or group;
     an existing symbolic link anywhere in the path; a file where a folder is expected (``directory``)
-    or a folder where a file is expected.
+    or a folder where a file is expected. With ``store`` (the output is a run store) the target may
+    itself be a store, but not lie inside one.
     """
     path = Path(os.path.abspath(os.fspath(target)))
     for prefix in _components(path):
@@ -99,7 +100,7 @@ def check_output_path(target: str | os.PathLike, *, option: str = "-o", director
             )
         if not os.path.lexists(prefix):
             break
-    for folder in [path, *path.parents]:
+    for folder in list(path.parents) if store else [path, *path.parents]:
         if folder.is_dir() and _is_zarr_node(folder):
             where = "is" if folder == path else f"is inside {folder}, which is"
             raise OutputPathError(
@@ -271,5 +272,41 @@ def staged_file(target: str | os.PathLike, *, option: str = "-o") -> Iterator[Pa
         raise OutputPathError(
             f"cannot write to {target} ({exc.strerror or type(exc).__name__}); choose another {option}"
         ) from exc
+    finally:
+        shutil.rmtree(stage_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_store(target: str | os.PathLike, *, option: str = "-o") -> Iterator[Path]:
+    """Yield a store path in a temporary folder beside ``target``; on success it replaces ``target`` whole.
+
+    For commands whose output is a run store (``import-paper-logs``): an interrupted conversion leaves
+    the previous store (or nothing), never a half-written one. The caller decides whether an existing
+    ``target`` may be replaced.
+    """
+    path = check_output_path(target, option=option, store=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stage_dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + path.name[:60] + "-", dir=path.parent))
+    except OSError as exc:
+        raise OutputPathError(
+            f"cannot write to {target} ({exc.strerror or type(exc).__name__}); choose another {option}"
+        ) from exc
+    committed = False
+    try:
+        staged = stage_dir / path.name
+        yield staged
+        with deferred_interrupt():
+            if os.path.lexists(path):
+                os.rename(path, stage_dir / "previous")
+            os.rename(staged, path)
+            committed = True
+    except KeyboardInterrupt as exc:
+        if committed:
+            raise Interrupted(f"interrupted; {path} was written in full") from None
+        if os.path.lexists(stage_dir / "previous") and not os.path.lexists(path):
+            os.rename(stage_dir / "previous", path)
+        kept = f"the previous {path} is unchanged" if path.exists() else "nothing written"
+        raise Interrupted(f"interrupted; {kept}") from exc
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)

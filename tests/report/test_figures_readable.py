@@ -160,3 +160,18 @@ def test_relative_l2_keeps_the_recorded_name_and_unit(make_store, tmp_path):
     error = M.relative_l2(open_run(store))
     assert error.attrs["long_name"] == "top-1 classification error" and error.attrs["equation"] == "Eq. 7"
     assert F.plot_test_error(error).get_ylabel() == "top-1 classification error"
+
+
+def test_the_compare_note_never_asks_the_vanilla_run_for_rba_weights():
+    from pinnlog.analyzer.report.compose import RunResult, _rba_notes
+
+    def run(label, rba):
+        values = {"residual": object(), **({"rba_weight": object()} if rba else {})}
+        return RunResult(label, f"{label}.zarr", {}, {}, values=values)
+
+    (note,) = _rba_notes([run("vanilla", False), run("RBA", True)], single=False)
+    assert note == "RBA weights drawn for RBA only: vanilla recorded none (a run trained without RBA has none to record)"
+    assert "Recorder(" not in note
+    (note,) = _rba_notes([run("vanilla", False)], single=True)
+    assert "an RBA run records them" in note
+    assert _rba_notes([run("RBA", True), run("RBA2", True)], single=False) == []

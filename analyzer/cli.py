@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pinnlog.analyzer import __version__
-from pinnlog.analyzer.errors import PinnlogError
+from pinnlog.analyzer.errors import ArgumentError, PinnlogError
 from pinnlog.analyzer.output import Interrupted, printable
 
 #: Exit status of every command (docs/cli.md).
@@ -136,10 +136,6 @@ ThresholdOpt = Annotated[
 ]
 
 
-class ThresholdError(PinnlogError, ValueError):
-    """A ``-t/--threshold`` that is neither a fraction in (0, 1) nor a percentage in (0 %, 100 %)."""
-
-
 def parse_threshold(text: str) -> float:
     """``"0.05"`` -> 0.05 and ``"5%"`` -> 0.05; anything else (``10``, ``1.5``, ``0``, ``150%``) is refused.
 
@@ -153,7 +149,7 @@ def parse_threshold(text: str) -> float:
         value = float("nan")
     value = value / 100 if percent else value
     if not 0 < value < 1:  # NaN fails too
-        raise ThresholdError(
+        raise ArgumentError(
             f"-t/--threshold {printable(text)!r}: give a fraction in (0, 1) such as 0.05, or a percentage such as 5%"
         )
     return value
@@ -481,7 +477,7 @@ def parse_widths(text: str) -> list[int]:
     except ValueError:
         widths = []
     if len(widths) < 2 or any(w < 1 for w in widths):
-        raise PinnlogError(f"--widths {printable(text)!r}: give the layer widths as IN,HIDDEN,...,OUT, e.g. 2,128,128,1")
+        raise ArgumentError(f"--widths {printable(text)!r}: give the layer widths as IN,HIDDEN,...,OUT, e.g. 2,128,128,1")
     return widths
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "CorruptStoreError",
     "DegenerateMetricWarning",
     "EmptyRunError",
+    "ExportError",
     "MetricArgumentError",
     "MissingGroupError",
     "NotAStoreError",
@@ -26,6 +27,7 @@ __all__ = [
     "PhaseDetectionError",
     "PinnlogError",
     "PinnlogWarning",
+    "ReadOnlyStoreError",
     "RecorderError",
     "ReportArgumentError",
     "ReportOutputError",
@@ -33,6 +35,7 @@ __all__ = [
     "StoreNotFoundError",
     "UnknownFormatError",
     "WatchArgumentError",
+    "WidthsMismatchError",
     "WriterError",
     "short",
 ]
@@ -139,3 +142,19 @@ class SchedulerError(PinnlogError, ConnectionError):
 # -- warnings ----------------------------------------------------------------------------------------------
 class DegenerateMetricWarning(PinnlogWarning, RuntimeWarning):
     """A metric met a degenerate input (zero variance, zero mean, NaN) and returned inf or NaN there."""
+
+
+class ExportError(PinnlogError, ValueError):
+    """An export that cannot be done (nothing to export, a writer package not installed)."""
+
+
+class ReadOnlyStoreError(PinnlogError, PermissionError):
+    """``repair_run`` on a store this process cannot write: nothing is changed."""
+
+
+class WidthsMismatchError(PaperLogsError):
+    """The logs have another number of weight matrices than ``widths`` describe (``n_tensors``, ``widths``)."""
+
+    def __init__(self, message: str, *, n_tensors: int, widths: list[int]):
+        super().__init__(message)
+        self.n_tensors, self.widths = n_tensors, widths

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pinnlog.analyzer.errors import MissingGroupError, PinnlogError
+from pinnlog.analyzer.errors import ExportError, MissingGroupError, PinnlogError
 from pinnlog.analyzer.output import check_output_path, is_url, open_new, staged_directory, staged_file
 
 __all__ = ["ExportError", "ExportFormat", "default_export_path", "export_run", "run_curves"]
@@ -40,10 +40,6 @@ class ExportFormat(enum.StrEnum):
     csv = "csv"
     netcdf = "netcdf"
     tensorboard = "tensorboard"
-
-
-class ExportError(PinnlogError, ValueError):
-    """An export that cannot be done (nothing to export, tensorboard not installed)."""
 
 
 #: Units of the exported curves that the metric functions leave implicit ("1": a pure number).
@@ -73,7 +69,7 @@ def _describe(da: xr.DataArray, name: str, equation: str | None = None, long_nam
 
 def _lazy_curves(run: xr.DataTree) -> dict[str, dict[str, Any]]:
     from pinnlog.analyzer import metrics as M
-    from pinnlog.analyzer.io import require_group
+    from pinnlog.analyzer.store.read import require_group
 
     def gradient():
         norms = M.gradient_norms(run)
@@ -168,7 +164,7 @@ def run_curves(path: str | os.PathLike, *, progress: ProgressCallback | None = N
     """
     import dask
 
-    from pinnlog.analyzer.io import open_run
+    from pinnlog.analyzer.store.read import open_run
 
     progress = progress or (lambda description, done, total: None)
     progress("opening", 0, 1)

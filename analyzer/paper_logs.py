@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from pinnlog.analyzer import __version__
-from pinnlog.analyzer.errors import PaperLogsError
+from pinnlog.analyzer.errors import PaperLogsError, WidthsMismatchError
 
 __all__ = [
     "PAPER_WIDTHS",
@@ -50,14 +50,6 @@ HEADER = ["Epoch", "Layer", "Mean", "Std", "L2"]
 #: The paper's K: 100 fixed batches of 256 collocation points.
 PAPER_N_BATCHES = 100
 ROWS_PER_WRITE = 512
-
-
-class WidthsMismatchError(PaperLogsError):
-    """The logs have another number of weight matrices than ``widths`` describe (``n_tensors``, ``widths``)."""
-
-    def __init__(self, message: str, *, n_tensors: int, widths: list[int]):
-        super().__init__(message)
-        self.n_tensors, self.widths = n_tensors, widths
 
 
 @dataclass(frozen=True)

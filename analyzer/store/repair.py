@@ -15,7 +15,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 
-from pinnlog.analyzer.errors import CorruptStoreError, PinnlogError, short
+from pinnlog.analyzer.errors import CorruptStoreError, ReadOnlyStoreError, short
 from pinnlog.analyzer.store.format import GROUPS
 from pinnlog.analyzer.store.guards import SafeLocalStore, disallowed_codecs, unsafe_entries
 from pinnlog.analyzer.store.location import open_writable
@@ -23,10 +23,6 @@ from pinnlog.analyzer.store.metadata import is_stub, list_children, partial_file
 from pinnlog.analyzer.store.verify import VerifyReport, verify_run
 
 __all__ = ["ReadOnlyStoreError", "RepairReport", "repair_run"]
-
-
-class ReadOnlyStoreError(PinnlogError, PermissionError):
-    """``repair_run`` on a store this process cannot write: nothing is changed."""
 
 
 def _check_writable(path: str | os.PathLike) -> None:

@@ -51,7 +51,7 @@ def test_an_interrupted_import_leaves_the_previous_store(cli, tmp_path, monkeypa
     out = tmp_path / "a.zarr"
     assert cli("import-paper-logs", DATA, "-o", out).exit_code == 0
     before = json.loads((out / "zarr.json").read_text())
-    import pinnlog.recorder.store as store_module  # import_paper_logs writes through RunStore
+    import pinnlog.analyzer.store.write as store_module  # import_paper_logs writes through RunWriter
 
     def interrupted(self, *a, **k):
         raise KeyboardInterrupt

@@ -146,9 +146,12 @@ BAD_INPUTS = {
     "smooth below one": (lambda tmp, stores: ["analyze", stores[0], "--smooth", "0"], "'--smooth'"),
     "threshold not positive": (
         lambda tmp, stores: ["analyze", stores[0], "-t", "0"],
-        "--threshold must be a positive test error",
+        "a fraction in (0, 1) such as 0.05, or a percentage such as 5%",
     ),
-    "threshold not a number": (lambda tmp, stores: ["compare", *stores, "-t", "ten"], "'--threshold'"),
+    "threshold not a number": (
+        lambda tmp, stores: ["compare", *stores, "-t", "ten"],
+        "-t/--threshold 'ten': give a fraction in (0, 1)",
+    ),
     "output is a file": (_output_is_a_file, "is a file"),
     "missing run": (lambda tmp, stores: ["analyze"], "Missing argument 'run'; see 'pinnlog analyze --help'"),
     "compare one run": (lambda tmp, stores: ["compare", stores[0]], "at least two runs"),

@@ -87,12 +87,12 @@ DATA = os.path.join(os.path.dirname(__file__), os.pardir, "data", "paper_logs_mi
 @pytest.mark.parametrize(
     ("args", "module", "function"),
     [
-        (("info", "{store}"), "pinnlog.analyzer.io", "describe_run"),
+        (("info", "{store}"), "pinnlog.analyzer.store.read", "describe_run"),
         (("analyze", "{store}", "-o", "{tmp}/r"), "pinnlog.analyzer.report", "analyze_run"),
         (("compare", "{store}", "{store}", "-o", "{tmp}/c"), "pinnlog.analyzer.report", "compare_runs"),
         (("watch", "{store}", "-o", "{tmp}/w"), "pinnlog.analyzer.watch", "watch_run"),
-        (("verify", "{store}"), "pinnlog.analyzer.verify", "verify_run"),
-        (("verify", "--repair", "{store}"), "pinnlog.analyzer.verify", "repair_run"),
+        (("verify", "{store}"), "pinnlog.analyzer.store", "verify_run"),
+        (("verify", "--repair", "{store}"), "pinnlog.analyzer.store", "repair_run"),
         (("export", "{store}", "-o", "{tmp}/e"), "pinnlog.analyzer.export", "export_run"),
         (("import-paper-logs", DATA, "-o", "{tmp}/p.zarr"), "pinnlog.analyzer.paper_logs", "import_paper_logs"),
     ],

@@ -251,7 +251,7 @@ def _report(
         results.append(RunResult(label, str(path), attrs, recorded, missing=missing, smooth=smooth))
         lazy.update({(label, name): value for name, value in values.items()})
     with staged_directory(out_dir) as stage:  # the report appears whole, or the previous one stays
-        return _compute_and_write(results, lazy, stage, Path(os.path.abspath(out_dir)), smooth, thresholds, scheduler, progress)
+        return _compute_and_write(results, lazy, stage, Path(out_dir), smooth, thresholds, scheduler, progress)
 
 
 def _compute_and_write(

@@ -24,7 +24,7 @@ from pinnlog.analyzer.report.compose import COMPOSERS, FIGURES, Drawn, RunResult
 
 __all__ = ["draw_figures", "drawing_processes", "write_figure"]
 
-#: More than two processes rarely pay: there are nine figures of unequal cost.
+#: More than two processes rarely pay: a report has eight or nine figures of unequal cost.
 MAX_PROCESSES = 2
 
 

@@ -6,6 +6,7 @@ import io
 import itertools
 
 import numpy as np
+import pytest
 import xarray as xr
 from matplotlib.colors import to_rgb
 
@@ -175,3 +176,26 @@ def test_the_compare_note_never_asks_the_vanilla_run_for_rba_weights():
     (note,) = _rba_notes([run("vanilla", False)], single=True)
     assert "an RBA run records them" in note
     assert _rba_notes([run("RBA", True), run("RBA2", True)], single=False) == []
+
+
+def test_a_recorded_description_labels_the_test_error_axis(tmp_path):
+    torch = pytest.importorskip("torch")
+    from pinnlog.analyzer import metrics as M
+    from pinnlog.analyzer import open_run
+    from pinnlog.recorder import Recorder, every
+
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(8, 2)
+    with Recorder(
+        tmp_path / "cls.zarr", model, optimizer, batch_loss=lambda m, b: m(x[b::2]).pow(2).mean(), n_batches=2, schedule=every(2)
+    ) as rec:
+        rec.describe("test_error", long_name="top-1 classification error", units="1")
+        for step in range(4):
+            optimizer.zero_grad()
+            model(x).pow(2).mean().backward()
+            optimizer.step()
+            rec.step(step, loss=1.0 / (step + 1), test_error=0.5 / (step + 1))
+    error = M.relative_l2(open_run(tmp_path / "cls.zarr"))
+    assert error.attrs["long_name"] == "top-1 classification error"
+    assert F.plot_test_error(error).get_ylabel() == "top-1 classification error"

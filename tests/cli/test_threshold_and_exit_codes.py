@@ -172,3 +172,21 @@ def test_repair_of_a_read_only_store_changes_nothing_and_never_says_repaired(cli
     assert len(lines) == 1 and "cannot be written" in lines[0] and "nothing was repaired" in lines[0]
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in store.rglob("*") if p.is_file()} == before
     assert cli("verify", "--repair", store).exit_code in (0, 1)  # writable again: the repair runs
+
+
+def test_ctrl_c_during_watch_says_which_report_is_kept(cli, healthy, tmp_path, monkeypatch):
+    import pinnlog.analyzer.watch as watch
+    from pinnlog.analyzer.report import analyze_run
+
+    out = tmp_path / "live"
+
+    def one_refresh_then_ctrl_c(path, out_dir, *, on_refresh, **kwargs):
+        report = analyze_run(path, out_dir, smooth=1)
+        on_refresh(watch.Refresh("recording", {"scalars": 8}, report))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(watch, "watch_run", one_refresh_then_ctrl_c)
+    result = cli("watch", healthy, "-o", out, "--quiet")
+    assert result.exit_code == 130
+    assert result.stderr.splitlines() == [f"interrupted; {out} holds the report of the last refresh"]
+    assert (out / "report.html").is_file()

@@ -29,6 +29,7 @@ from matplotlib.transforms import blended_transform_factory
 
 __all__ = [
     "figure_style",
+    "mark_saturation",
     "new_figure",
     "plot_binarization",
     "plot_gradient_norms",
@@ -465,24 +466,31 @@ def plot_mutual_information(mi: xr.DataArray, *, phases: Any = None, ax: Axes | 
     drawn and named, so a curve pinned at it reads as "saturated", not as noise around a zoomed axis.
     """
     ax = plot_per_layer(mi, ylabel="I(X;T) [bits]", logy=False, phases=phases, ax=ax)
+    mark_saturation(ax, mi)
+    return ax
+
+
+def mark_saturation(ax: Axes, mi: xr.DataArray, *, label: bool = True) -> None:
+    """Show ``ax`` on 0 .. log2 N bits with the bound H(T) <= log2 N drawn (and named when ``label``)."""
     n = mi.attrs.get("n_samples")
     values = np.asarray(mi.values, dtype=float)
-    top = float(np.log2(n)) if n else float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
+    finite = values[np.isfinite(values)]
+    top = float(np.log2(n)) if n else float(finite.max()) if finite.size else 1.0
     if n:
         ax.axhline(top, color="0.35", ls="--", lw=0.9)
-        to_axes = blended_transform_factory(ax.transAxes, ax.transData)
-        ax.text(
-            0.99,
-            top,
-            f"saturated at log₂ N = {top:.3g} bits (N = {int(n):,})",
-            transform=to_axes,
-            ha="right",
-            va="bottom",
-            fontsize="x-small",
-            color="0.3",
-        )
-    ax.set_ylim(0.0, max(top, float(np.nanmax(values)) if np.isfinite(values).any() else top) * 1.08)
-    return ax
+        if label:
+            to_axes = blended_transform_factory(ax.transAxes, ax.transData)
+            ax.text(
+                0.99,
+                top,
+                f"saturated at log₂ N = {top:.3g} bits (N = {int(n):,})",
+                transform=to_axes,
+                ha="right",
+                va="bottom",
+                fontsize="x-small",
+                color="0.3",
+            )
+    ax.set_ylim(0.0, max(top, float(finite.max()) if finite.size else top) * 1.08)
 
 
 def plot_binarization(binarization: xr.DataArray, *, phases: Any = None, ax: Axes | None = None) -> Axes:

@@ -22,6 +22,7 @@ from pinnlog.analyzer.report.figures import (
     _line,
     _log_axes,
     layer_labels,
+    mark_saturation,
     new_figure,
     plain,
     run_colors,
@@ -67,6 +68,9 @@ def plot_layers_overlay(
             ax.set_ylabel(ylabel)
         if percent:
             ax.yaxis.set_major_formatter(PERCENT_FORMATTER)
+        bounded = [da for da in values.values() if da.attrs.get("n_samples") and i < da.sizes["layer"]]
+        if bounded:  # mutual information: 0 .. log2 N bits, the bound drawn (named in the first panel)
+            mark_saturation(ax, bounded[0].isel(layer=i), label=i == 0)
         shade_phases(ax, phases, colors=colors)
     for ax in flat[n_layers:]:
         ax.set_visible(False)

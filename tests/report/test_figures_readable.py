@@ -199,3 +199,16 @@ def test_a_recorded_description_labels_the_test_error_axis(tmp_path):
     error = M.relative_l2(open_run(tmp_path / "cls.zarr"))
     assert error.attrs["long_name"] == "top-1 classification error"
     assert F.plot_test_error(error).get_ylabel() == "top-1 classification error"
+
+
+def test_compared_mutual_information_panels_show_the_same_bound():
+    from pinnlog.analyzer.report.figures_compare import plot_layers_overlay
+
+    steps = np.arange(1, 7) * 10
+    a = per_layer(np.full((6, 2), 8.0), steps, n_samples=256, units="bit")
+    b = per_layer(np.full((6, 2), 7.996), steps, n_samples=256, units="bit")
+    fig = plot_layers_overlay({"vanilla": a, "RBA": b}, ylabel="I(X;T) [bits]", logy=False)
+    for ax in fig.axes:
+        assert ax.get_ylim()[0] == 0.0 and 8.0 <= ax.get_ylim()[1] <= 8.8
+        assert any(l.get_label().startswith("_") and np.allclose(l.get_ydata(), 8.0) for l in ax.get_lines())
+    assert [t.get_text() for t in fig.axes[0].texts if "saturated" in t.get_text()] == ["saturated at log₂ N = 8 bits (N = 256)"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -34,9 +35,16 @@ p.headline { font-size: 1.2rem; font-weight: 600; }
 """
 
 
+#: Control characters HTML does not allow (C0 but tab/newline/CR, DEL, C1): shown as U+FFFD.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: Tab, newline and CR as character references: an attribute keeps them as data, never as layout.
+_WHITESPACE_REFS = {"\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+
+
 def esc(value: Any) -> str:
-    """Any value as text safe inside HTML elements and quoted attributes."""
-    return html.escape(str(value), quote=True)
+    """Any value as text safe inside HTML elements and quoted attributes (controls replaced, newlines as references)."""
+    text = html.escape(_FORBIDDEN.sub("\ufffd", str(value)), quote=True)
+    return re.sub("[\t\n\r]", lambda m: _WHITESPACE_REFS[m.group()], text)
 
 
 def _num(value: Any, digits: int = 4) -> str:

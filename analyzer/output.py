@@ -117,7 +117,9 @@ def open_new(path: str | os.PathLike, mode: str = "wb") -> IO[Any]:
     """Create ``path`` (it must not exist) without following links, and open it for writing."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags, 0o666)
-    return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""}))
+    if "b" in mode:
+        return os.fdopen(fd, mode)
+    return os.fdopen(fd, mode, encoding="utf-8", newline="")
 
 
 def write_new(path: str | os.PathLike, data: bytes | str) -> None:

@@ -2,15 +2,83 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable
+from typing import Any
 
+import numpy as np
 import xarray as xr
 
-from pinnlog.analyzer.phases.detector import PhaseDetectionError, PhaseDetector
-from pinnlog.analyzer.phases.labels import SRR_B_REGIME, label_segments
-from pinnlog.analyzer.phases.table import PhaseTable
+from pinnlog.analyzer.phases.detector import PhaseDetectionError, PhaseDetector, _signal_arrays
+from pinnlog.analyzer.phases.labels import (
+    DIFFUSION,
+    FITTING,
+    SRR_B_REGIME,
+    TOTAL_DIFFUSION,
+    definition_violations,
+    label_segments,
+)
+from pinnlog.analyzer.phases.table import Phase, PhaseTable
 
-__all__ = ["detect_phases"]
+__all__ = ["MAX_WIDTH", "detect_phases", "phase_evidence"]
+
+MAX_WIDTH = 1.0  # decades: a boundary whose 95 % interval is wider is "too noisy" to place
+MIN_DECADES = 0.6  # a curve spanning fewer decades of steps is "too short" (3 segments of 0.2 decade)
+
+
+def _slope(curve: xr.DataArray | None, first: int, last: int) -> float | None:
+    """Least-squares slope of log10 curve vs log10 step over [first, last]; None with under 3 points."""
+    if curve is None:
+        return None
+    steps, values, _ = _signal_arrays(curve)
+    keep = (steps >= first) & (steps <= last) & (steps > 0) & np.isfinite(values) & (values > 0)
+    if keep.sum() < 3 or np.ptp(steps[keep]) == 0:
+        return None
+    return float(np.polyfit(np.log10(steps[keep]), np.log10(values[keep]), 1)[0])
+
+
+def phase_evidence(
+    phases: list[Phase],
+    *,
+    test_error: xr.DataArray | None = None,
+    loss: xr.DataArray | None = None,
+    residual_homogeneity: xr.DataArray | None = None,
+) -> list[dict[str, Any]]:
+    """What the rest of the run says over each phase, and whether it matches the paper's description.
+
+    Per phase: slopes (decades per decade) of the test error (Eq. 7), the loss and the residual
+    homogeneity over its steps, where given. Then the descriptions of Sec. 3.1 as checks (None where the
+    curve is missing): ``test_error_steepest`` (total diffusion has the steepest test-error descent of
+    the run, Figs. 6-9), ``test_error_stagnant`` (fitting: the test error falls more slowly than in the
+    phase after it, Fig. 6), ``residuals_homogenise`` (total diffusion: the residual dispersion falls,
+    Fig. 1).
+    """
+    rows = []
+    for p in phases:
+        rows.append(
+            {
+                "label": p.label,
+                "test_error_slope": _slope(test_error, p.first_step, p.last_step),
+                "loss_slope": _slope(loss, p.first_step, p.last_step),
+                "residual_homogeneity_slope": _slope(residual_homogeneity, p.first_step, p.last_step),
+            }
+        )
+    slopes = {r["label"]: r["test_error_slope"] for r in rows}
+    known = [s for s in slopes.values() if s is not None]
+    for r in rows:
+        te = r["test_error_slope"]
+        if r["label"] == TOTAL_DIFFUSION:
+            r["test_error_steepest"] = None if te is None else bool(te <= min(known))
+            rh = r["residual_homogeneity_slope"]
+            r["residuals_homogenise"] = None if rh is None else bool(rh < 0)
+        if r["label"] == FITTING:
+            after = slopes.get(DIFFUSION)
+            r["test_error_stagnant"] = None if te is None or after is None else bool(te >= after)
+    return rows
+
+
+def _table_too_short(name: str, note: str, settings: dict) -> PhaseTable:
+    return PhaseTable(name=name, phases=[], segments=[], settings=settings, verdict="too short", note=note)
 
 
 def detect_phases(
@@ -22,9 +90,14 @@ def detect_phases(
     bins_per_decade: int = 20,
     penalty: float | None = None,
     refine: bool = True,
+    despike: int = 3,
     regime: float | str | None = "auto",
     labels: bool = True,
     dim: Hashable | None = None,
+    test_error: xr.DataArray | None = None,
+    loss: xr.DataArray | None = None,
+    residual_homogeneity: xr.DataArray | None = None,
+    max_width: float = MAX_WIDTH,
 ) -> PhaseTable | dict[Hashable, PhaseTable]:
     """Segment a positive curve into training phases and label them (fitting, diffusion, total diffusion).
 
@@ -37,22 +110,29 @@ def detect_phases(
         Force the number of phases (segments); the table then has exactly this many rows.
         Default: chosen by a BIC penalty from a robust noise estimate, and neighbouring segments
         that get the same label are merged into one phase.
-    cost, min_size, bins_per_decade, penalty, refine
+    cost, min_size, bins_per_decade, penalty, refine, despike
         Passed to :class:`PhaseDetector`.
     regime : float, "auto" or None
         Value of the curve that separates the deterministic from the stochastic regime, used by
         the labelling rule (:func:`label_segments`): 1 for SNR and SRR_C, ``1/sqrt(2)`` for SRR_B
-        (Eq. 17), None for a curve without regimes (a test error). ``"auto"``: ``1/sqrt(2)`` for
-        a curve named ``srr_b``, else 1.
+        (Eq. 17), None for a curve without regimes. ``"auto"``: ``1/sqrt(2)`` for a curve named
+        ``srr_b``, else 1.
     labels : bool
         Label the segments by the paper's phases (true), or call them ``segment 1``, ``segment 2``
         ... and keep every segment as a row (false; for curves that are not an SNR, a test error).
     dim : hashable, optional
         A second dimension of ``signal`` (e.g. ``"layer"``): one table per value of it.
+    test_error, loss, residual_homogeneity : xarray.DataArray, optional
+        Curves over ``step`` of the same run: their slopes per phase and the paper's descriptions
+        checked against them go into ``table.evidence`` (:func:`phase_evidence`).
+    max_width : float
+        A boundary whose 95 % interval (:meth:`PhaseDetector.intervals`) is wider than this many
+        decades makes the verdict ``"too noisy"``.
 
     Returns
     -------
     PhaseTable, or dict of PhaseTable keyed by the values of ``dim``.
+        A curve spanning too few steps gives a table with no phases and the verdict ``"too short"``.
 
     References
     ----------
@@ -61,42 +141,93 @@ def detect_phases(
     """
     if not (regime is None or regime == "auto" or (isinstance(regime, (int, float)) and regime > 0)):
         raise PhaseDetectionError(f"regime must be 'auto', None or a positive number, got {regime!r}")
+    evidence_curves = dict(test_error=test_error, loss=loss, residual_homogeneity=residual_homogeneity)
     if dim is not None:
         if dim not in signal.dims:
             raise PhaseDetectionError(f"dim {dim!r} is not a dimension of the signal; it has {tuple(signal.dims)}")
-        settings = dict(cost=cost, min_size=min_size, bins_per_decade=bins_per_decade, penalty=penalty, refine=refine)
+        settings = dict(
+            cost=cost, min_size=min_size, bins_per_decade=bins_per_decade, penalty=penalty, refine=refine, despike=despike
+        )
         tables = {}
         for key in signal[dim].values:
             curve = signal.sel({dim: key})
             name = str(curve.coords["layer_name"].values) if "layer_name" in curve.coords else f"{dim}={key}"
             curve = curve.rename(f"{signal.name or 'signal'} {name}")
             key = key.item() if hasattr(key, "item") else key
-            tables[key] = detect_phases(curve, n_phases, regime=regime, labels=labels, **settings)
+            tables[key] = detect_phases(
+                curve, n_phases, regime=regime, labels=labels, max_width=max_width, **settings, **evidence_curves
+            )
         return tables
-    detector = PhaseDetector(cost, min_size=min_size, bins_per_decade=bins_per_decade, penalty=penalty, refine=refine)
-    detector.fit(signal)
+    detector = PhaseDetector(
+        cost, min_size=min_size, bins_per_decade=bins_per_decade, penalty=penalty, refine=refine, despike=despike
+    )
+    settings: dict[str, Any] = {
+        "cost": detector.cost if isinstance(detector.cost, str) else type(detector.cost).__name__,
+        "min_size": detector.min_size,
+        "bins_per_decade": detector.bins_per_decade,
+        "despike": detector.despike,
+        "n_phases": n_phases,
+        "refine": refine,
+    }
+    steps, _, name = _signal_arrays(signal)
+    positive = steps[steps > 0]
+    span = float(np.log10(positive.max() / positive.min())) if positive.size else 0.0
+    if n_phases is None and span < MIN_DECADES:
+        return _table_too_short(name, f"the curve spans {span:.2f} decades of steps; phases need at least {MIN_DECADES}", settings)
+    try:
+        detector.fit(signal)
+    except PhaseDetectionError as exc:
+        if n_phases is None and "usable samples" in str(exc):
+            return _table_too_short(name, str(exc).split(": ", 1)[-1], settings)
+        raise
     detector.predict(n_phases)
     segments = detector.segments()
     if regime == "auto":
         regime = SRR_B_REGIME if detector.name_.split(" ")[0] == "srr_b" else 1.0
+    settings.update(
+        penalty=None if detector.penalty_ is None else float(detector.penalty_),
+        noise=float(detector.noise_),
+        regime=regime if labels else None,
+        n_outliers=int(detector.outliers_.sum()),
+    )
     if labels:
-        names = label_segments([s.median_log for s in segments], regime=regime)
+        names = label_segments(
+            [s.median_log for s in segments],
+            regime=regime,
+            slopes=[s.slope for s in segments],
+            spans=[math.log10((s.last_step + 1) / s.first_step) for s in segments],
+        )
     else:
         names = [f"segment {i + 1}" for i in range(len(segments))]
-    segments = [s.with_label(name) for s, name in zip(segments, names)]
+    segments = [s.with_label(label) for s, label in zip(segments, names)]
     if n_phases is None and labels:  # neighbours with one label are one phase, statistics over the union
         last = [i for i in range(len(names)) if i + 1 == len(names) or names[i + 1] != names[i]]
-        phases = detector.segments([names[i] for i in last], [detector.bkps_[i] for i in last])
+        bkps = [detector.bkps_[i] for i in last]
+        phases = detector.segments([names[i] for i in last], bkps)
+        # the labels came from segment levels; the merged phases must still honour the definitions
+        # (a long final decline can pull total diffusion's median down): if not, it is diffusion
+        if definition_violations(phases) and TOTAL_DIFFUSION in names:
+            names = [DIFFUSION if n == TOTAL_DIFFUSION else n for n in names]
+            segments = [s.with_label(label) for s, label in zip(segments, names)]
+            last = [i for i in range(len(names)) if i + 1 == len(names) or names[i + 1] != names[i]]
+            bkps = [detector.bkps_[i] for i in last]
+            phases = detector.segments([names[i] for i in last], bkps)
     else:
+        bkps = list(detector.bkps_)
         phases = segments
-    settings = {
-        "cost": detector.cost if isinstance(detector.cost, str) else type(detector.cost).__name__,
-        "min_size": detector.min_size,
-        "bins_per_decade": detector.bins_per_decade,
-        "penalty": None if detector.penalty_ is None else float(detector.penalty_),
-        "noise": float(detector.noise_),
-        "n_phases": n_phases,
-        "refine": refine,
-        "regime": regime if labels else None,
-    }
-    return PhaseTable(name=detector.name_, phases=phases, segments=segments, settings=settings)
+    verdict, note = "ok", ""
+    if detector.degree_ is not None and len(phases) > 1:
+        intervals = detector.intervals(bkps)
+        phases = [phases[0]] + [p.with_interval(lo, hi) for p, (lo, hi) in zip(phases[1:], intervals)]
+        wide = [p for p in phases[1:] if (p.uncertainty_decades or 0.0) > max_width]
+        if wide:
+            verdict = "too noisy"
+            note = "; ".join(
+                f"the start of {p.label} ({p.first_step:,}) is only known within {p.first_step_low:,}-{p.first_step_high:,}"
+                f" ({p.uncertainty_decades:.1f} decades, more than {max_width:g})"
+                for p in wide
+            )
+    evidence = phase_evidence(phases, **evidence_curves) if labels and any(c is not None for c in evidence_curves.values()) else []
+    return PhaseTable(
+        name=detector.name_, phases=phases, segments=segments, settings=settings, verdict=verdict, note=note, evidence=evidence
+    )

@@ -76,7 +76,12 @@ def training_curves(
 
     has_fitting = kind not in ("no_fitting", "diffusion_only")
     has_total = kind not in ("no_total", "diffusion_only")
-    floor = rng.uniform(-2.0, -1.2) if kind == "burgers" else rng.uniform(-1.3, 0.3)
+    if kind == "burgers":
+        floor = rng.uniform(-2.0, -1.2)
+    elif has_fitting:
+        floor = rng.uniform(-1.3, 0.3)  # cavity's floor is near SNR 1 (Fig. 9)
+    else:
+        floor = rng.uniform(-1.3, -0.3)  # starts in the stochastic regime (Helmholtz vanilla, Fig. 7)
     drift = rng.uniform(-0.3, 0.1)
     x1 = rng.uniform(np.log10(80), np.log10(2_000)) if has_fitting else x[0]
     x2 = rng.uniform(max(x1, 3.0) + 0.6, x[-1] - 0.8) if has_total else np.inf
@@ -87,7 +92,7 @@ def training_curves(
     y = floor + drift * (x - x1)
     if has_fitting:
         descent = rng.uniform(1.5, 4.0)
-        top = min(floor + descent * rng.uniform(0.4, 1.2), floor + 5.0)
+        top = max(floor + descent * rng.uniform(0.4, 1.2), floor + 1.0, 0.5)  # SNR >> 1 (Fig. 2)
         x0 = x1 - (top - floor) / descent  # the descent starts here; a plateau before it
         y = np.where(x < x1, floor + descent * (x1 - np.maximum(x, x0)), y)
     if has_total:

@@ -77,6 +77,52 @@ def phase_evidence(
     return rows
 
 
+def _regime_crossing(detector: PhaseDetector, start: int, end: int, threshold: float) -> int | None:
+    """Sample index where the line of samples ``start:end`` (log10 value vs log10 step) falls below
+    ``threshold``, if it starts above and crosses strictly inside; else None."""
+    x, y = detector.log_steps_[start:end], detector.log_values_[start:end]
+    if x.size < 3 or np.ptp(x) == 0:
+        return None
+    slope, intercept = np.polyfit(x, y, 1)
+    line = intercept + slope * x
+    if not (slope < 0 and line[0] > threshold > line[-1]):
+        return None
+    return start + int(np.argmax(line < threshold))
+
+
+def steepest_descent_onset(curve: xr.DataArray, after: int = 0) -> int | None:
+    """First step of the steepest falling segment (log10 value vs log10 step) of ``curve`` after step
+    ``after``: where a test error starts its fastest convergence (total diffusion, Sec. 3.1). None when
+    the curve is too short or nothing falls."""
+    try:
+        detector = PhaseDetector(min_size=4).fit(curve)
+        detector.predict()
+    except PhaseDetectionError:
+        return None
+    segments = [seg for seg in detector.segments() if seg.first_step > after and np.isfinite(seg.slope) and seg.slope < 0]
+    if not segments:
+        return None
+    return min(segments, key=lambda seg: seg.slope).first_step
+
+
+def _align_with_test_error(segments: list[Phase], names: list[str], test_error: xr.DataArray) -> list[str]:
+    """Move the start of total diffusion within the SNR's run-up to the segment nearest (in log10 step)
+    the onset of the test error's steepest descent: both mark the phase (Sec. 3.1, Figs. 6-9), and
+    where the SNR rises in several steps the error says which one the run converges from."""
+    first = names.index(TOTAL_DIFFUSION)
+    last_fit = max((i for i, n in enumerate(names) if n == FITTING), default=-1)
+    onset = steepest_descent_onset(test_error, after=segments[last_fit].last_step if last_fit >= 0 else 0)
+    if onset is None:
+        return names
+    levels = [seg.median_log for seg in segments]
+    peak = max(range(first, len(segments)), key=lambda i: levels[i])
+    window = range(first, peak + 1)
+    if not segments[first].first_step / 2 <= onset <= segments[peak].last_step:
+        return names
+    best = min(window, key=lambda i: abs(math.log10(segments[i].first_step / onset)))
+    return [DIFFUSION if first <= i < best else n for i, n in enumerate(names)]
+
+
 def _table_too_short(name: str, note: str, settings: dict) -> PhaseTable:
     return PhaseTable(name=name, phases=[], segments=[], settings=settings, verdict="too short", note=note)
 
@@ -199,10 +245,20 @@ def detect_phases(
         )
     else:
         names = [f"segment {i + 1}" for i in range(len(segments))]
+    if labels and test_error is not None and TOTAL_DIFFUSION in names:
+        names = _align_with_test_error(segments, names, test_error)
     segments = [s.with_label(label) for s, label in zip(segments, names)]
     if n_phases is None and labels:  # neighbours with one label are one phase, statistics over the union
         last = [i for i in range(len(names)) if i + 1 == len(names) or names[i + 1] != names[i]]
         bkps = [detector.bkps_[i] for i in last]
+        if names[0] == FITTING and len(last) > 1 and regime is not None:
+            # diffusion begins where the SNR enters the stochastic regime (Fig. 2): if the last fitting
+            # segment crosses the regime inside it, the boundary is the crossing, not the segment's end
+            end_fit = last[0]
+            seg_start = detector.bkps_[end_fit - 1] if end_fit else 0
+            crossing = _regime_crossing(detector, seg_start, bkps[0], math.log10(regime))
+            if crossing is not None:
+                bkps[0] = crossing
         phases = detector.segments([names[i] for i in last], bkps)
         # the labels came from segment levels; the merged phases must still honour the definitions
         # (a long final decline can pull total diffusion's median down): if not, it is diffusion
@@ -217,8 +273,11 @@ def detect_phases(
         phases = segments
     verdict, note = "ok", ""
     if detector.degree_ is not None and len(phases) > 1:
-        intervals = detector.intervals(bkps)
-        phases = [phases[0]] + [p.with_interval(lo, hi) for p, (lo, hi) in zip(phases[1:], intervals)]
+        # each boundary between its neighbouring *segment* boundaries: a phase is several segments, and
+        # one line per phase would fit badly enough to make every boundary look uncertain
+        fine = sorted(set(detector.bkps_[:-1]) | set(bkps[:-1]))
+        interval_of = dict(zip(fine, detector.intervals([*fine, detector.steps_.size])))
+        phases = [phases[0]] + [p.with_interval(*interval_of[b]) for p, b in zip(phases[1:], bkps[:-1])]
         wide = [p for p in phases[1:] if (p.uncertainty_decades or 0.0) > max_width]
         if wide:
             verdict = "too noisy"

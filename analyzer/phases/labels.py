@@ -96,18 +96,25 @@ def label_segments(
     if k == 1:
         return [FITTING if regime is None or m[0] > threshold else DIFFUSION]
 
-    trough = next((j for j in range(1, k) if m[j] < m[j - 1] and (j == k - 1 or m[j + 1] >= m[j])), 0)
+    # the floor: the lowest level the descent reaches before the SNR rises again by min_rise (only a
+    # rise after a real descent counts, so the wander of the fitting plateau does not end the search)
+    low, floor_at = m[0], 0
+    for j in range(1, k):
+        if m[j] < low:
+            low, floor_at = m[j], j
+        elif m[j] >= low + min_rise and low <= m[0] - MIN_FIT_DROP:
+            break
     n_fit = 0
-    if trough:
-        peak, floor = float(m[:trough].max()), float(m[trough])
-        drop = peak - floor
-        if m[0] > threshold and drop >= MIN_FIT_DROP:
-            near_floor = floor + FLOOR_SHARE * drop
-            start_level = m - slope * span / 2  # where each segment's line begins
-            while n_fit < trough and (
-                m[n_fit] >= near_floor or (slope[n_fit] <= STEEP_DESCENT and start_level[n_fit] >= floor + drop / 2)
-            ):
-                n_fit += 1
+    drop = float(m[:floor_at].max()) - low if floor_at else 0.0
+    if m[0] > threshold and drop >= MIN_FIT_DROP:
+        near_floor = low + FLOOR_SHARE * drop
+        start_level = m - slope * span / 2  # where each segment's line begins
+        steep = slope <= STEEP_DESCENT
+        # fitting: above the regime (SNR >> 1) and not yet at the floor, or still descending steeply
+        # from there; it ends at the first segment in the stochastic regime or near the floor
+        fitting = ((m > threshold) & (m >= near_floor)) | (steep & (start_level > threshold) & (start_level >= near_floor))
+        while n_fit < floor_at and fitting[n_fit]:
+            n_fit += 1
     labels[:n_fit] = [FITTING] * n_fit
 
     rest = m[n_fit:]
@@ -120,7 +127,10 @@ def label_segments(
             low = float(low_before[peak - 1])
             half_rise = (low + rest[peak]) / 2
             start = peak
-            while start > 0 and rest[start - 1] >= half_rise:
+            rest_slope = slope[n_fit:]
+            # the run-up: earlier segments at least half-way up that do not fall back (a spike that
+            # drops again is diffusion's wander, not the rise to a stable level)
+            while start > 0 and rest[start - 1] >= half_rise and rest_slope[start - 1] > STEEP_DESCENT:
                 start -= 1
             diffusion = slice(0, start)
             total = slice(start, rest.size)

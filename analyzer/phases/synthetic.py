@@ -3,8 +3,9 @@
 ``training_curves(kind, seed) -> (snr, test_error, truth)``, in the manner of ``ruptures.pw_constant``.
 The shapes follow the paper's Sec. 2-3 (Figs. 2, 6-9), in log10 value against log10 step:
 
-- fitting: a high plateau (SNR 10^1-10^4), then a steep descent (-1.5 to -4 decades per decade) that
-  ends at the diffusion floor; the test error stagnates. The end of the descent is the boundary.
+- fitting: a high plateau (SNR 10^0.5-10^5), then a steep descent (-1.5 to -4 decades per decade) that
+  ends at the diffusion floor; the test error stagnates. The boundary is where the descent enters the
+  stochastic regime (SNR 1), or reaches the floor when the floor is above SNR 1.
 - diffusion: the floor (SNR 10^-1.3-10^0.3, the stochastic regime; a slow drift); the test error
   falls slowly.
 - total diffusion: an abrupt rise of the SNR (0.5-2 decades within 0.05 decade) to a stable level,
@@ -109,7 +110,10 @@ def training_curves(
 
     truth: dict[str, int] = {}
     if has_fitting:
-        truth["diffusion"] = int(steps[np.searchsorted(x, x1)])
+        # diffusion begins where the descent enters the stochastic regime (SNR < 1, Fig. 2), or reaches
+        # the floor if that lies above SNR 1 (cavity): as the authors mark Allen-Cahn (Fig. 6)
+        x_enter = x1 - max(0.0 - floor, 0.0) / descent
+        truth["diffusion"] = int(steps[np.searchsorted(x, x_enter)])
     if has_total:
         truth["total diffusion"] = int(steps[np.searchsorted(x, x2)])
 

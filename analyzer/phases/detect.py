@@ -123,6 +123,22 @@ def _align_with_test_error(segments: list[Phase], names: list[str], test_error: 
     return [DIFFUSION if first <= i < best else n for i, n in enumerate(names)]
 
 
+def _test_error_confirms(segments: list[Phase], names: list[str], test_error: xr.DataArray) -> bool:
+    """Whether the test error falls faster in total diffusion than in diffusion (Sec. 3.1: total
+    diffusion has the steepest convergence). True when the error cannot tell (too few points)."""
+    spans = {}
+    for label in (DIFFUSION, TOTAL_DIFFUSION):
+        idx = [i for i, n in enumerate(names) if n == label]
+        if not idx:
+            return True
+        spans[label] = (segments[idx[0]].first_step, segments[idx[-1]].last_step)
+    total = _slope(test_error, *spans[TOTAL_DIFFUSION])
+    diffusion = _slope(test_error, *spans[DIFFUSION])
+    if total is None or diffusion is None:
+        return True
+    return total < min(diffusion, 0.0)
+
+
 def _table_too_short(name: str, note: str, settings: dict) -> PhaseTable:
     return PhaseTable(name=name, phases=[], segments=[], settings=settings, verdict="too short", note=note)
 
@@ -247,6 +263,8 @@ def detect_phases(
         names = [f"segment {i + 1}" for i in range(len(segments))]
     if labels and test_error is not None and TOTAL_DIFFUSION in names:
         names = _align_with_test_error(segments, names, test_error)
+        if not _test_error_confirms(segments, names, test_error):
+            names = [DIFFUSION if n == TOTAL_DIFFUSION else n for n in names]
     segments = [s.with_label(label) for s, label in zip(segments, names)]
     if n_phases is None and labels:  # neighbours with one label are one phase, statistics over the union
         last = [i for i in range(len(names)) if i + 1 == len(names) or names[i + 1] != names[i]]

@@ -295,7 +295,10 @@ def detect_phases(
         # one line per phase would fit badly enough to make every boundary look uncertain
         fine = sorted(set(detector.bkps_[:-1]) | set(bkps[:-1]))
         interval_of = dict(zip(fine, detector.intervals([*fine, detector.steps_.size])))
+        merged = phases is not segments
         phases = [phases[0]] + [p.with_interval(*interval_of[b]) for p, b in zip(phases[1:], bkps[:-1])]
+        if not merged:
+            segments = phases
         wide = [p for p in phases[1:] if (p.uncertainty_decades or 0.0) > max_width]
         if wide:
             verdict = "too noisy"

@@ -183,13 +183,14 @@ class PhaseDetector:
             warnings.warn(message, RuntimeWarning, stacklevel=2)
         keep &= ~bad
         self.steps_, x, y = step[keep], np.log10(step[keep]), np.log10(value[keep])
-        y, self.outliers_ = hampel(y, self.despike)
-        self.log_steps_, self.log_values_ = x, y
         if x.size < 2 * self.min_size:
             raise PhaseDetectionError(
                 f"{self.name_}: only {x.size} usable samples; phase detection needs at least {2 * self.min_size}"
             )
+        # despiked before the noise estimate too: the dips are not the noise the cells' medians carry
+        y, self.outliers_ = hampel(y, self.despike)
         self._abs_resid = _chord_residuals(x, y)
+        self.log_steps_, self.log_values_ = x, y
         self._cell_of = np.floor((x - x[0]) * self.bins_per_decade).astype(np.int64)
         grid = self._grid(())
         self.grid_x_, self.grid_y_, self.grid_weight_ = grid.x, grid.y, grid.weight

@@ -32,12 +32,6 @@ STEEP_DESCENT = -1.0  # decades per decade: a segment falling this fast is still
 FLOOR_SHARE = 0.25  # fitting ends where the descent is within this share of its depth from the floor
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
-    order = np.argsort(values, kind="stable")
-    cum = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cum, cum[-1] / 2)])
-
-
 def label_segments(
     levels: Sequence[float],
     regime: float | None = 1.0,
@@ -58,7 +52,7 @@ def label_segments(
     slopes : sequence of float, optional
         Slope of log10 value vs log10 step per segment (a steep one is still the fitting descent).
     spans : sequence of float, optional
-        Length of each segment in decades of steps (weights of the phase medians; default equal).
+        Length of each segment in decades of steps (where a segment's line begins; default 1).
     min_rise : float
         Smallest rise (decades) above the diffusion floor that counts as the jump into total diffusion.
 
@@ -80,9 +74,8 @@ def label_segments(
     2. Total diffusion (an abrupt rise to a stable level): after fitting, the highest segment that is at
        least ``min_rise`` above the lowest segment between fitting and it. It starts at the earliest
        segment of the run-up that is at least half-way (log10) up from that low; every later segment
-       (the final decline) belongs to it. If the phase's median (weighted by ``spans``) is then not at
-       least ``min_rise / 2`` above the diffusion median, the rise did not last: no total diffusion.
-       Nothing requires total diffusion to be above SNR 1 (Burgers stays below, Fig. 8).
+       (the final decline) belongs to it. Earlier segments that fall steeply (slope <= ``STEEP_DESCENT``)
+       end the run-up: a spike that drops again is not the rise. Nothing requires total diffusion to be above SNR 1 (Burgers stays below, Fig. 8).
     3. Every other segment is diffusion.
     """
     m = np.asarray(levels, dtype=np.float64)
@@ -132,14 +125,8 @@ def label_segments(
             # drops again is diffusion's wander, not the rise to a stable level)
             while start > 0 and rest[start - 1] >= half_rise and rest_slope[start - 1] > STEEP_DESCENT:
                 start -= 1
-            diffusion = slice(0, start)
-            total = slice(start, rest.size)
-            w = span[n_fit:]
             if start > 0:
-                diff_median = _weighted_median(rest[diffusion], w[diffusion])
-                total_median = _weighted_median(rest[total], w[total])
-                if total_median >= diff_median + min_rise:
-                    labels[n_fit + start :] = [TOTAL_DIFFUSION] * (k - n_fit - start)
+                labels[n_fit + start :] = [TOTAL_DIFFUSION] * (k - n_fit - start)
     return labels
 
 

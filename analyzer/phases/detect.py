@@ -20,7 +20,7 @@ from pinnlog.analyzer.phases.labels import (
 )
 from pinnlog.analyzer.phases.table import Phase, PhaseTable
 
-__all__ = ["MAX_WIDTH", "detect_phases", "phase_evidence"]
+__all__ = ["MAX_WIDTH", "detect_phases", "phase_evidence", "phases_from_metrics", "steepest_descent_onset"]
 
 MAX_WIDTH = 1.0  # decades: a boundary whose 95 % interval is wider is "too noisy" to place
 MIN_DECADES = 0.6  # a curve spanning fewer decades of steps is "too short" (3 segments of 0.2 decade)
@@ -311,3 +311,35 @@ def detect_phases(
     return PhaseTable(
         name=detector.name_, phases=phases, segments=segments, settings=settings, verdict=verdict, note=note, evidence=evidence
     )
+
+
+def phases_from_metrics(values: dict[str, Any], why_missing: str = "no whole-net SNR was recorded"):
+    """Phases of a run from its computed metrics (as the report holds them): ``(table, layer_tables, note)``.
+
+    ``values`` maps metric names to eager xarray objects: ``snr`` (required for any phase),
+    ``snr_per_layer`` (one table per weight matrix, the paper's Fig. A.13), and as evidence
+    ``test_error``, ``loss``, ``residual_homogeneity`` (its ``cv``). ``note`` says why there is no table,
+    or what the verdict means when it is not ``"ok"``; ``None`` otherwise. Detection errors become notes.
+    """
+    from pinnlog.analyzer.errors import PinnlogError
+
+    snr = values.get("snr")
+    if snr is None:
+        return None, None, why_missing
+    homogeneity = values.get("residual_homogeneity")
+    if isinstance(homogeneity, xr.Dataset):
+        homogeneity = homogeneity["cv"] if "cv" in homogeneity else None
+    evidence = dict(test_error=values.get("test_error"), loss=values.get("loss"), residual_homogeneity=homogeneity)
+    try:
+        table = detect_phases(snr, **evidence)
+    except PinnlogError as exc:
+        return None, None, f"phase detection failed: {exc}"
+    layers = None
+    per_layer = values.get("snr_per_layer")
+    if per_layer is not None and "layer" in per_layer.dims:
+        try:
+            layers = detect_phases(per_layer, dim="layer", **evidence)
+        except PinnlogError:
+            layers = None  # the whole-net table stands on its own; per-layer curves may be too sparse
+    note = None if table.verdict == "ok" else f"{table.verdict}: {table.note}"
+    return table, layers, note

@@ -237,7 +237,7 @@ def _report(
     progress: ProgressCallback | None,
 ) -> Report:
     from pinnlog.analyzer import metrics as M
-    from pinnlog.analyzer.phases import detect_phases
+    from pinnlog.analyzer.phases.detect import phases_from_metrics
 
     progress = progress or (lambda description, done, total: None)
     thresholds = [float(t) for t in thresholds]
@@ -262,13 +262,7 @@ def _report(
     for result in results:
         progress(f"phases and thresholds: {result.label}", 0, 1)
         result.values = {name: value for (label, name), value in computed.items() if label == result.label}
-        if "snr" in result.values:
-            try:
-                result.phases = detect_phases(result.values["snr"])
-            except PinnlogError as exc:
-                result.phases_note = f"phase detection failed: {exc}"
-        else:
-            result.phases_note = result.why_missing("snr")
+        result.phases, result.layer_phases, result.phases_note = phases_from_metrics(result.values, result.why_missing("snr"))
         error = result.values.get("test_error")
         result.steps_to_error = {t: (None if error is None else M.steps_to_error(error, t)) for t in thresholds}
     curves = {r.label: r.values.get("test_error") for r in results}
@@ -290,6 +284,7 @@ def _report(
             values=r.values,
             phases=r.phases,
             phases_note=r.phases_note,
+            layer_phases=r.layer_phases,
             steps_to_error=r.steps_to_error,
         )
         for r in results

@@ -131,7 +131,12 @@ def test_phase_table_rows_are_the_summary_phases(full_report):
     rows = [cells for attrs, cells in page.rows if attrs.get("class", "").startswith("phase-")]
     phases = full_report.summary["runs"][0]["phases"]
     assert phases
-    assert [r[:3] for r in rows] == [[p["label"], f"{p['first_step']:,}", f"{p['last_step']:,}"] for p in phases]
+    assert [[r[0], r[1], r[3]] for r in rows] == [[p["label"], f"{p['first_step']:,}", f"{p['last_step']:,}"] for p in phases]
+    # the 95 % interval column: empty for the first phase, low–high (holding first_step) after it
+    assert rows[0][2] == ""
+    for row, p in zip(rows[1:], phases[1:]):
+        assert row[2] == f"{p['first_step_low']:,}–{p['first_step_high']:,}"
+        assert p["first_step_low"] <= p["first_step"] <= p["first_step_high"]
 
 
 def test_skipped_figures_are_listed_with_the_metric_error(sparse_store, tmp_path):

@@ -119,6 +119,11 @@ class PhaseTable:
         """First step of every phase after the first."""
         return [p.first_step for p in self.phases[1:]]
 
+    @property
+    def current(self) -> str | None:
+        """Label of the last phase: the one a run being recorded is in now (None without phases)."""
+        return self.phases[-1].label if self.phases else None
+
     def transition(self, label: str) -> int | None:
         """First step of the first phase labelled ``label`` (e.g. ``"total diffusion"``), or None."""
         return next((p.first_step for p in self.phases if p.label == label), None)

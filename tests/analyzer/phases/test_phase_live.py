@@ -97,3 +97,13 @@ def test_lightning_callback_without_lightning_is_a_one_line_error():
             return
     callback = live_module.lightning_callback("run.zarr", every=5)
     assert callback.watcher.every == 5
+
+
+def test_watch_refresh_names_the_phase_of_its_report():
+    from pinnlog.analyzer.watch import Refresh
+
+    phases = [{"label": "fitting", "first_step": 2}, {"label": "diffusion", "first_step": 1_234}]
+    report = SimpleNamespace(summary={"runs": [{"phases": phases}]})
+    assert Refresh("recording", {"gradient_stats": 10}, report).phase == "diffusion since step 1,234"
+    assert Refresh("recording", {}, None).phase is None
+    assert Refresh("recording", {}, SimpleNamespace(summary={"runs": [{"phases": []}]})).phase is None

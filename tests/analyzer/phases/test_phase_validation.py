@@ -57,8 +57,10 @@ def test_authors_allen_cahn_boundaries_within_three_tenths_of_a_decade(name):
 
 
 def test_allen_cahn_excerpt_matches_the_authors_files():
-    source = DATA.parents[3].parent / "shared" / "reference" / "paper_logs" / "allen_cahn" / "r" / "grad_stats.txt"
-    if not source.is_file():
+    repo = DATA.parents[2]
+    candidates = [p / "shared/reference/paper_logs/allen_cahn/r/grad_stats.txt" for p in (repo.parent, repo.parent.parent)]
+    source = next((p for p in candidates if p.is_file()), None)
+    if source is None:
         pytest.skip("the authors' logs (../shared/reference/paper_logs) are not here; the excerpt is checked where they are")
     rows = np.genfromtxt(source, delimiter=",", skip_header=1, usecols=(0, 2, 3), max_rows=7 * 400)
     snr, _ = load(DATA / "allen_cahn_r.npz")

@@ -235,7 +235,9 @@ def detect_phases(
     positive = steps[steps > 0]
     span = float(np.log10(positive.max() / positive.min())) if positive.size else 0.0
     if n_phases is None and span < MIN_DECADES:
-        return _table_too_short(name, f"the curve spans {span:.2f} decades of steps; phases need at least {MIN_DECADES}", settings)
+        return _table_too_short(
+            name, f"the curve spans {span:.2f} decades of steps; phases need at least {MIN_DECADES}", settings
+        )
     try:
         detector.fit(signal)
     except PhaseDetectionError as exc:
@@ -307,7 +309,9 @@ def detect_phases(
                 f" ({p.uncertainty_decades:.1f} decades, more than {max_width:g})"
                 for p in wide
             )
-    evidence = phase_evidence(phases, **evidence_curves) if labels and any(c is not None for c in evidence_curves.values()) else []
+    evidence = (
+        phase_evidence(phases, **evidence_curves) if labels and any(c is not None for c in evidence_curves.values()) else []
+    )
     return PhaseTable(
         name=detector.name_, phases=phases, segments=segments, settings=settings, verdict=verdict, note=note, evidence=evidence
     )
@@ -328,7 +332,7 @@ def phases_from_metrics(values: dict[str, Any], why_missing: str = "no whole-net
         return None, None, why_missing
     homogeneity = values.get("residual_homogeneity")
     if isinstance(homogeneity, xr.Dataset):
-        homogeneity = homogeneity["cv"] if "cv" in homogeneity else None
+        homogeneity = homogeneity.get("cv")
     evidence = dict(test_error=values.get("test_error"), loss=values.get("loss"), residual_homogeneity=homogeneity)
     try:
         table = detect_phases(snr, **evidence)

@@ -150,9 +150,8 @@ def definition_violations(phases: Sequence) -> list[str]:
     if [order[lab] for lab in known] != sorted(order[lab] for lab in known) or len(set(known)) != len(known):
         out.append(f"phases out of order or repeated: {labels}")
     median = {p.label: p.median for p in phases}
-    if FITTING in median:
-        if DIFFUSION in median and not median[FITTING] > median[DIFFUSION]:
-            out.append(f"fitting median {median[FITTING]:.3g} is not above diffusion's {median[DIFFUSION]:.3g}")
+    if FITTING in median and DIFFUSION in median and not median[FITTING] > median[DIFFUSION]:
+        out.append(f"fitting median {median[FITTING]:.3g} is not above diffusion's {median[DIFFUSION]:.3g}")
     if TOTAL_DIFFUSION in median:
         if DIFFUSION not in median:
             out.append("total diffusion without diffusion before it")

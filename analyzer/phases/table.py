@@ -138,7 +138,9 @@ class PhaseTable:
             "slope": np.array([p.slope for p in self.phases], dtype=np.float64),
             "n_samples": np.array([p.n_samples for p in self.phases], dtype=np.int64),
             # -1: no interval (the first phase)
-            "first_step_low": np.array([-1 if p.first_step_low is None else p.first_step_low for p in self.phases], dtype=np.int64),
+            "first_step_low": np.array(
+                [-1 if p.first_step_low is None else p.first_step_low for p in self.phases], dtype=np.int64
+            ),
             "first_step_high": np.array(
                 [-1 if p.first_step_high is None else p.first_step_high for p in self.phases], dtype=np.int64
             ),
@@ -160,6 +162,7 @@ class PhaseTable:
             return d
 
         settings = {k: (_json_number(v) if isinstance(v, float) else v) for k, v in self.settings.items()}
+
         def clean(value: Any) -> Any:
             if isinstance(value, dict):
                 return {str(k): clean(v) for k, v in value.items()}

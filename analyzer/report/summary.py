@@ -167,7 +167,9 @@ def run_summary(
         "phases_verdict": getattr(phases, "verdict", None),
         "layer_phases": None
         if not layer_phases
-        else [{"layer": str(getattr(t, "name", k)), "phases": phase_rows(t), "verdict": t.verdict} for k, t in layer_phases.items()],
+        else [
+            {"layer": str(getattr(t, "name", k)), "phases": phase_rows(t), "verdict": t.verdict} for k, t in layer_phases.items()
+        ],
         "final": final,
         "steps_to_error": [{"threshold": float(t), "step": None if s is None else int(s)} for t, s in steps_to_error.items()],
     }

@@ -17,9 +17,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 # shared/ sits beside the main checkout (/work/main -> /work/shared) or beside a worktree's parent
-SOURCE = next(
-    (p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir()), REPO.parent / "shared"
-) / "reference/paper_logs/allen_cahn"
+SOURCE = (
+    next((p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir()), REPO.parent / "shared")
+    / "reference/paper_logs/allen_cahn"
+)
 N_LAYERS = 7
 
 

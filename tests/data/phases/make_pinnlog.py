@@ -40,7 +40,7 @@ def main(store: str, name: str) -> None:
     try:
         rh = metrics.residual_homogeneity(run)["cv"].compute().dropna("step")
         out.update(residual_step=rh["step"].values.astype(np.int32), residual_homogeneity=rh.values.astype(np.float32))
-    except Exception as exc:  # noqa: BLE001 - a run without residual captures simply has none
+    except Exception as exc:  # a run without residual captures simply has none
         print(f"{name}: no residual homogeneity ({exc})", file=sys.stderr)
     np.savez_compressed(HERE / f"pinnlog_{name}.npz", **out)
 

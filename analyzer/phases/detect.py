@@ -268,6 +268,7 @@ def detect_phases(
         if not _test_error_confirms(segments, names, test_error):
             names = [DIFFUSION if n == TOTAL_DIFFUSION else n for n in names]
     segments = [s.with_label(label) for s, label in zip(segments, names)]
+    replaced: dict[int, int] = {}
     if n_phases is None and labels:  # neighbours with one label are one phase, statistics over the union
         last = [i for i in range(len(names)) if i + 1 == len(names) or names[i + 1] != names[i]]
         bkps = [detector.bkps_[i] for i in last]
@@ -278,6 +279,7 @@ def detect_phases(
             seg_start = detector.bkps_[end_fit - 1] if end_fit else 0
             crossing = _regime_crossing(detector, seg_start, bkps[0], math.log10(regime))
             if crossing is not None:
+                replaced = {bkps[0]: crossing}
                 bkps[0] = crossing
         phases = detector.segments([names[i] for i in last], bkps)
         # the labels came from segment levels; the merged phases must still honour the definitions
@@ -295,7 +297,9 @@ def detect_phases(
     if detector.degree_ is not None and len(phases) > 1:
         # each boundary between its neighbouring *segment* boundaries: a phase is several segments, and
         # one line per phase would fit badly enough to make every boundary look uncertain
-        fine = sorted(set(detector.bkps_[:-1]) | set(bkps[:-1]))
+        # a regime crossing takes the place of the segment end it moved: its interval then spans from
+        # the crossing to wherever the cost says the descent ends
+        fine = sorted({replaced.get(b, b) for b in detector.bkps_[:-1]} | set(bkps[:-1]))
         interval_of = dict(zip(fine, detector.intervals([*fine, detector.steps_.size])))
         merged = phases is not segments
         phases = [phases[0]] + [p.with_interval(*interval_of[b]) for p, b in zip(phases[1:], bkps[:-1])]

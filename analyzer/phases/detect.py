@@ -282,13 +282,18 @@ def detect_phases(
                 replaced = {bkps[0]: crossing}
                 bkps[0] = crossing
         phases = detector.segments([names[i] for i in last], bkps)
-        # the labels came from segment levels; the merged phases must still honour the definitions
-        # (a long final decline can pull total diffusion's median down): if not, it is diffusion
-        if definition_violations(phases) and TOTAL_DIFFUSION in names:
-            names = [DIFFUSION if n == TOTAL_DIFFUSION else n for n in names]
+        # the labels came from segment levels; the merged phases must still honour the definitions.
+        # A long final decline can pull total diffusion's median down: then it is diffusion. Without it,
+        # a diffusion that holds the later rise can lie above fitting: then there was no high-to-low
+        # transition to call fitting either. Each step only removes a label, so this ends.
+        for dropped in (TOTAL_DIFFUSION, FITTING):
+            if not definition_violations(phases) or dropped not in names:
+                continue
+            names = [DIFFUSION if n == dropped else n for n in names]
             segments = [s.with_label(label) for s, label in zip(segments, names)]
             last = [i for i in range(len(names)) if i + 1 == len(names) or names[i + 1] != names[i]]
             bkps = [detector.bkps_[i] for i in last]
+            replaced = {}
             phases = detector.segments([names[i] for i in last], bkps)
     else:
         bkps = list(detector.bkps_)

@@ -190,6 +190,10 @@ class PhaseDetector:
         # despiked before the noise estimate too: the dips are not the noise the cells' medians carry
         y, self.outliers_ = hampel(y, self.despike)
         self._abs_resid = _chord_residuals(x, y)
+        if self.outliers_.any() and not self.outliers_.all():
+            # a replaced sample sits exactly on its neighbours' median: its near-zero residual would
+            # understate the noise, so it counts as a typical one
+            self._abs_resid[self.outliers_] = np.median(self._abs_resid[~self.outliers_])
         self.log_steps_, self.log_values_ = x, y
         self._cell_of = np.floor((x - x[0]) * self.bins_per_decade).astype(np.int64)
         grid = self._grid(())

@@ -29,6 +29,7 @@ SRR_B_REGIME = 2**-0.5  # SNR = 1 <=> SRR_B = 1/sqrt(2) (Eq. 17)
 MIN_FIT_DROP = 0.5  # decades: the high-to-low transition out of fitting is at least this deep
 MIN_RISE = 0.3  # decades: the "sudden rise" into total diffusion, above the diffusion floor
 STEEP_DESCENT = -1.0  # decades per decade: a segment falling this fast is still the fitting descent
+ORDER_ONE = 1.0  # decades above the regime that still count as SNR = O(1): a floor higher is no diffusion
 FLOOR_SHARE = 0.25  # fitting ends where the descent is within this share of its depth from the floor
 
 
@@ -66,6 +67,8 @@ def label_segments(
     The *first trough* is the first segment lower than the one before it and not higher than the one
     after it; the *floor* is its level.
 
+    0. If the run starts above the regime and its floor stays more than ``ORDER_ONE`` decade above it,
+       the SNR never reached O(1): every segment is fitting (no diffusion yet, Fig. 2).
     1. Fitting (SNR >> 1, the high-to-low transition): only if the run starts above the regime and at
        least ``MIN_FIT_DROP`` decades above the floor. The leading segments before the first trough
        that are in the upper half (log10) between the first peak and the floor, or still falling
@@ -97,6 +100,9 @@ def label_segments(
             low, floor_at = m[j], j
         elif m[j] >= low + min_rise and low <= m[0] - MIN_FIT_DROP:
             break
+    if regime is not None and m[0] > threshold and low > threshold + ORDER_ONE:
+        # the SNR never came down to O(1): no diffusion yet (SNR < O(1), Fig. 2), the run is still fitting
+        return [FITTING] * k
     n_fit = 0
     drop = float(m[:floor_at].max()) - low if floor_at else 0.0
     if m[0] > threshold and drop >= MIN_FIT_DROP:

@@ -28,6 +28,7 @@ F, D, T = "fitting", "diffusion", "total diffusion"
         ([1.7, 0.3, -0.5, -1.9, -0.4, -1.7, 0.6, -0.5, -2.7], [F, F, D, D, D, D, T, T, T]),
         ([1.5, 1.8, -1.0, 0.5], [F, F, D, T]),  # an early rise within fitting
         ([0.5, 0.5], [D, D]),  # equal levels: no trough, no rise
+        ([5.2, 3.7, 2.7, 1.7], [F, F, F, F]),  # never down to O(1) (cavity RBA, 4,000 steps): still fitting
     ],
 )
 def test_label_rule(levels, labels):

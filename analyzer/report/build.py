@@ -23,7 +23,6 @@ from dask.callbacks import Callback
 from pinnlog.analyzer.errors import (
     MissingGroupError,
     NothingToReportError,
-    PinnlogError,
     ReportArgumentError,
     ReportOutputError,
 )

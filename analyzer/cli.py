@@ -306,7 +306,8 @@ def watch(
     """Keep a run's report (the files of analyze) up to date while the run is being recorded.
 
     Every --every seconds, reads the run's status and committed steps (metadata only); when they changed,
-    rewrites report.html, summary.json and the figures from the steps committed so far. Reading never
+    rewrites report.html, summary.json and the figures from the steps committed so far, and prints the
+    phase the run is in (fitting, diffusion, total diffusion: docs/phases.md). Reading never
     blocks or slows the writer. Stops after the report that first sees the run complete (or interrupted),
     which covers the whole run; Ctrl-C stops it earlier. A run killed without closing stays "recording":
     run `pinnlog verify --repair RUN` to mark it interrupted.
@@ -325,7 +326,10 @@ def watch(
             return
         counts = ", ".join(f"{group} {n:,}" for group, n in refresh.committed.items())
         done = f"report in {refresh.report.out_dir}" if refresh.report is not None else refresh.waiting_for
-        err_console.print(printable(f"{refresh.status}: {counts or 'nothing committed'}; {done}"), markup=False, highlight=False)
+        phase = f"; phase: {refresh.phase}" if refresh.phase else ""
+        err_console.print(
+            printable(f"{refresh.status}: {counts or 'nothing committed'}{phase}; {done}"), markup=False, highlight=False
+        )
 
     try:
         report = watch_run(run, out, every=every, smooth=smooth, scheduler=scheduler, on_refresh=said)

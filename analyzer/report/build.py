@@ -23,8 +23,8 @@ from dask.callbacks import Callback
 from pinnlog.analyzer.errors import (
     MissingGroupError,
     NothingToReportError,
-    PinnlogError,
     ReportArgumentError,
+    ReportOutputError,  # re-exported: callers catch it from here
 )
 from pinnlog.analyzer.output import staged_directory, write_new
 from pinnlog.analyzer.report import summary as S
@@ -36,7 +36,16 @@ from pinnlog.analyzer.scheduler import dask_scheduler
 from pinnlog.analyzer.store.location import locate
 from pinnlog.analyzer.store.read import open_run, require_group
 
-__all__ = ["DEFAULT_SMOOTH", "DEFAULT_THRESHOLDS", "Report", "analyze_run", "compare_runs", "default_out_dir", "run_label"]
+__all__ = [
+    "DEFAULT_SMOOTH",
+    "DEFAULT_THRESHOLDS",
+    "Report",
+    "ReportOutputError",
+    "analyze_run",
+    "compare_runs",
+    "default_out_dir",
+    "run_label",
+]
 
 DEFAULT_THRESHOLDS = (0.1, 0.05, 0.01)
 DEFAULT_SMOOTH = None  # auto: see auto_smooth
@@ -255,7 +264,7 @@ def _compute_and_write(
 ) -> Report:
     """Compute, find phases, draw and write into ``stage`` (renamed to ``out`` by the caller)."""
     from pinnlog.analyzer import metrics as M
-    from pinnlog.analyzer.phases import detect_phases
+    from pinnlog.analyzer.phases.detect import phases_from_metrics
 
     paths = [r.path for r in results]
     with dask_client(scheduler, runs=paths) as client:
@@ -263,13 +272,7 @@ def _compute_and_write(
     for result in results:
         progress(f"phases and thresholds: {result.label}", 0, 1)
         result.values = {name: value for (label, name), value in computed.items() if label == result.label}
-        if "snr" in result.values:
-            try:
-                result.phases = detect_phases(result.values["snr"])
-            except PinnlogError as exc:
-                result.phases_note = f"phase detection failed: {exc}"
-        else:
-            result.phases_note = result.why_missing("snr")
+        result.phases, result.layer_phases, result.phases_note = phases_from_metrics(result.values, result.why_missing("snr"))
         error = result.values.get("test_error")
         result.steps_to_error = {t: (None if error is None else M.steps_to_error(error, t)) for t in thresholds}
     curves = {r.label: r.values.get("test_error") for r in results}
@@ -291,6 +294,7 @@ def _compute_and_write(
             values=r.values,
             phases=r.phases,
             phases_note=r.phases_note,
+            layer_phases=r.layer_phases,
             steps_to_error=r.steps_to_error,
         )
         for r in results

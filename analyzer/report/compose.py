@@ -33,6 +33,7 @@ class RunResult:
     missing: dict[str, str] = field(default_factory=dict)  # metric name -> why (names the recorder option)
     phases: Any = None
     phases_note: str | None = None
+    layer_phases: Any = None  # {layer: PhaseTable} from the per-layer SNR (Fig. A.13)
     steps_to_error: dict[float, int | None] = field(default_factory=dict)
     smooth: int = 1
     #: compare only: ``{threshold: step or None}`` over the levels the comparison uses (requested ones,

@@ -220,6 +220,10 @@ def shade_phases(ax: Axes, phases: Any, *, colors: Mapping[str, Any] | None = No
                 continue
             color = PHASE_COLORS.get(phase.label, "0.6")
             ax.axvspan(start, end, color=color, alpha=0.13, lw=0, zorder=0)
+            low_step, high_step = getattr(phase, "first_step_low", None), getattr(phase, "first_step_high", None)
+            if i > 0 and low_step is not None and high_step is not None and high_step > low_step:
+                # the boundary's 95 % interval (docs/phases.md): a darker band, so an uncertain boundary looks it
+                ax.axvspan(max(float(low_step), low), min(float(high_step), high), color=color, alpha=0.25, lw=0, zorder=0)
             if i > 0 and start == float(phase.first_step):
                 ax.axvline(start, color=color, ls="--", lw=1.0, zorder=1)
             # the label sits in the middle of the span as drawn, kept inside the axes near its edges

@@ -53,8 +53,8 @@ def func_route(model, problem, layout):
     def residual(p, pt):
         value = u(p, pt)
         du = jacrev(u, argnums=1)(p, pt)
-        u_xx = jacfwd(jacrev(u, argnums=1), argnums=1)(p, pt)[1, 1]
-        return du[0] - 1e-4 * u_xx + 5 * value**3 - 5 * value
+        u_xx = jacfwd(jacrev(u, argnums=1), argnums=1)(p, pt)[0, 0]  # points are (x, t)
+        return du[1] - 1e-4 * u_xx + 5 * value**3 - 5 * value
 
     def loss(p, pts):
         return (vmap(residual, in_dims=(None, 0))(p, pts) ** 2).mean()

@@ -339,6 +339,7 @@ class GradientEngine:
 
     def _vectorised(self, keep_raw: bool, check: bool) -> Moments:
         layout, k = self.layout, self.n_batches
+        assert self.batch_losses is not None  # only chosen when the user gave batch_losses
         raw = torch.empty((k, layout.n_params), dtype=torch.float32, device=layout.device) if keep_raw else None
         count, mean, m2 = 0, None, None
         worst = 0.0
@@ -363,4 +364,5 @@ class GradientEngine:
             del rows
         if check:
             self.max_check_error = worst if self.max_check_error is None else max(self.max_check_error, worst)
+        assert mean is not None and m2 is not None  # k >= 1 chunks were merged
         return Moments(mean, m2, raw, count, "vectorised")

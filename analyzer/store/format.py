@@ -16,8 +16,15 @@ __all__ = [
     "FORMAT_VERSION",
     "GROUPS",
     "KNOWN_FORMATS",
+    "CHUNK_MAX_BYTES",
+    "CHECKSUM_CODEC",
+    "DIGESTS_MAX_BYTES",
+    "DIGESTS_NAME",
+    "JSON_MAX_DEPTH",
+    "METADATA_MAX_BYTES",
     "STATUS_VALUES",
     "GroupSpec",
+    "fill_value",
     "activation_dim",
     "check_format_version",
     "chunk_shape",
@@ -28,6 +35,24 @@ __all__ = [
 FORMAT_VERSION = 1
 KNOWN_FORMATS = (1,)
 STATUS_VALUES = ("recording", "complete", "interrupted")
+
+#: The checksum codec every chunk of a store carries since format 1.2 (root attribute ``checksums``):
+#: zarr v3's ``crc32c``, last in the chain, so the checksum covers the compressed bytes and a flipped
+#: bit is caught before anything is decompressed. Stores without it (1.0, 1.1) open with one note.
+CHECKSUM_CODEC = "crc32c"
+
+#: The chunk manifest a closed store holds at its root: ``{"algorithm": "crc32", "chunks": {key: crc}}``
+#: for every chunk file, written by ``RunWriter.close`` before ``status`` becomes ``"complete"``.
+DIGESTS_NAME = ".pinnlog-digests.json"
+DIGESTS_MAX_BYTES = 256 * 2**20
+
+#: Bounded reads (docs/reliability.md, "Bounded reads"): no metadata document is read past this size,
+#: nested deeper than this, and no chunk is decoded to more than this many bytes. pinnlog itself
+#: writes documents of a few kB (layout of a 10,000-tensor model: ~1 MB) and chunks of at most
+#: ~4 MiB (one row of a big probe may be more: the cap leaves room for 64 M float32 values).
+METADATA_MAX_BYTES = 4 * 2**20
+JSON_MAX_DEPTH = 64
+CHUNK_MAX_BYTES = 2**28
 
 #: Codecs a format-1 store may use. Anything else (pickle/object codecs above all) is refused.
 ALLOWED_CODECS = frozenset({"bytes", "blosc", "zstd", "gzip", "crc32c", "transpose", "sharding_indexed", "vlen-utf8"})
@@ -132,10 +157,24 @@ def activation_dim(layer_name: str) -> str:
 
 
 def compressors(level: int = 3):
-    """Blosc zstd with bit-shuffle: the default codec of every array (no float16, no object codecs)."""
-    from zarr.codecs import BloscCodec
+    """Blosc zstd with bit-shuffle, then a crc32c checksum: the codecs of every array (format 1.2).
 
-    return (BloscCodec(cname="zstd", clevel=level, shuffle="bitshuffle"),)
+    No float16, no object codecs. The checksum comes last, over the compressed bytes (Blosc itself
+    carries none: a flipped bit decodes silently to a wrong number).
+    """
+    from zarr.codecs import BloscCodec, Crc32cCodec
+
+    return (BloscCodec(cname="zstd", clevel=level, shuffle="bitshuffle"), Crc32cCodec())
+
+
+def fill_value(dtype) -> object:
+    """The fill value format 1 gives an array of ``dtype``: NaN (floats), false (bool), -1 (ints).
+
+    A missing chunk reads as this, so a store whose ``fill_value`` was changed (to 0, say) would turn
+    a deleted chunk of test errors into "0 % error": verify checks it.
+    """
+    kind = np.dtype(dtype).kind
+    return np.nan if kind == "f" else (False if kind == "b" else -1)
 
 
 def step_chunk(row_bytes: int, target_bytes: int = 2**21, max_rows: int = 8192) -> int:

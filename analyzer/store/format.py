@@ -13,22 +13,22 @@ import numpy as np
 from pinnlog.analyzer.errors import NotAStoreError, UnknownFormatError, short
 
 __all__ = [
-    "FORMAT_VERSION",
-    "GROUPS",
-    "KNOWN_FORMATS",
-    "CHUNK_MAX_BYTES",
     "CHECKSUM_CODEC",
+    "CHUNK_MAX_BYTES",
     "DIGESTS_MAX_BYTES",
     "DIGESTS_NAME",
+    "FORMAT_VERSION",
+    "GROUPS",
     "JSON_MAX_DEPTH",
+    "KNOWN_FORMATS",
     "METADATA_MAX_BYTES",
     "STATUS_VALUES",
     "GroupSpec",
-    "fill_value",
     "activation_dim",
     "check_format_version",
     "chunk_shape",
     "compressors",
+    "fill_value",
     "step_chunk",
 ]
 

@@ -156,6 +156,26 @@ def _bomb_check(data: bytes, limit: int, codecs: list) -> str | None:
     return None
 
 
+def _load_digests(real_root: str) -> dict[str, int] | None:
+    """The manifest ``.pinnlog-digests.json`` of a closed store; None if absent; CorruptStoreError if unreadable."""
+    from pinnlog.analyzer.store.format import DIGESTS_MAX_BYTES, DIGESTS_NAME
+
+    raw = read_inside(real_root, DIGESTS_NAME, DIGESTS_MAX_BYTES)
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+        chunks = doc["chunks"]
+        if doc.get("algorithm") != "crc32" or not isinstance(chunks, dict):
+            raise ValueError("not a crc32 manifest")
+        return {str(k): int(v) for k, v in chunks.items()}
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise CorruptStoreError(
+            f"{real_root}: its chunk manifest {DIGESTS_NAME} is damaged ({type(exc).__name__}); "
+            f"`pinnlog verify {real_root}` says what is still usable"
+        ) from exc
+
+
 class SafeLocalStore(LocalStore):
     """``LocalStore`` that reads no link below its directory, no pipe or device, and nothing unbounded."""
 
@@ -199,9 +219,40 @@ class SafeLocalStore(LocalStore):
                 return None
         return None
 
+    def digests(self) -> dict[str, int] | None:
+        """The chunk manifest of a store pinnlog closed (key -> CRC-32), None if it has none; read once."""
+        if "_pinnlog_digests" not in self.__dict__:
+            self._pinnlog_digests = _load_digests(self._real_root())
+        return self._pinnlog_digests
+
+    def _check_digest(self, key: str, data: bytes | None) -> None:
+        manifest = self.digests()
+        if manifest is None or key.rsplit("/", 1)[-1] == "zarr.json" or "/" not in key:
+            return
+        want = manifest.get(key)
+        if data is None:
+            if want is not None:
+                raise CorruptStoreError(
+                    f"{self._real_root()}: chunk {key[:80]!r} was deleted after pinnlog closed the store; "
+                    f"`pinnlog verify {self._real_root()}` says what is still usable"
+                )
+            return
+        if want is None:
+            raise CorruptStoreError(
+                f"{self._real_root()}: chunk {key[:80]!r} was not written by pinnlog (it is not in the store's manifest); "
+                f"`pinnlog verify {self._real_root()}` says what is still usable"
+            )
+        if zlib.crc32(data) != want:
+            raise CorruptStoreError(
+                f"{self._real_root()}: chunk {key[:80]!r} differs from what pinnlog wrote (CRC-32 mismatch: damaged, "
+                f"or another chunk's file); `pinnlog verify {self._real_root()}` says what is still usable"
+            )
+
     def _read(self, key: str, byte_range=None) -> bytes | None:
         is_metadata = key.rsplit("/", 1)[-1] == "zarr.json"
         data = read_inside(self._real_root(), key, METADATA_MAX_BYTES if is_metadata else None, byte_range)
+        if byte_range is None:
+            self._check_digest(key, data)
         if data is None:
             return None
         if is_metadata and byte_range is None:

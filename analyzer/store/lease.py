@@ -18,6 +18,7 @@ stores have no atomic create-if-absent pinnlog could rely on).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -173,10 +174,8 @@ class Lease:
                 return
             with self._lock:
                 if not self._stop.is_set():
-                    try:
+                    with contextlib.suppress(OSError):  # a full disk: the next beat retries; the lease ages meanwhile
                         self._write()
-                    except OSError:
-                        pass  # a full disk: the next beat retries; the lease ages meanwhile
 
     def check(self) -> bool:
         """True while this process still holds the lease; sets :attr:`lost` once it does not."""
@@ -200,7 +199,5 @@ class Lease:
         with self._lock:
             holder = _read(self.path)
             if holder is not None and holder.token == self.token:
-                try:
+                with contextlib.suppress(OSError):
                     self.path.unlink()
-                except OSError:
-                    pass

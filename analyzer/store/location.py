@@ -134,7 +134,6 @@ def open_for_writing(path, overwrite: bool):
     pinnlog store (a root ``zarr.json`` with ``pinnlog_format``), never another folder or a file.
     ``lease`` is None for URLs and store objects.
     """
-    import zarr
 
     from pinnlog.analyzer.store.lease import LEASE_NAME, Lease
     from pinnlog.analyzer.store.write import DigestingLocalStore
@@ -157,7 +156,9 @@ def open_for_writing(path, overwrite: bool):
     p = loc.local
     assert p is not None
     if p.is_symlink():
-        raise RecorderError(f"{p} is a link; pinnlog writes a run only into a real directory (remove the link or choose another path)")
+        raise RecorderError(
+            f"{p} is a link; pinnlog writes a run only into a real directory (remove the link or choose another path)"
+        )
     if p.exists():
         if not overwrite:
             raise RecorderError(f"{p} already exists; pass overwrite=True or choose another path")

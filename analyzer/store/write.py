@@ -22,7 +22,15 @@ import zarr
 from zarr.errors import ZarrUserWarning
 
 from pinnlog.analyzer.errors import RecorderError, WriterError
-from pinnlog.analyzer.store.format import CHECKSUM_CODEC, DIGESTS_NAME, FORMAT_VERSION, GROUPS, chunk_shape, compressors, fill_value
+from pinnlog.analyzer.store.format import (
+    CHECKSUM_CODEC,
+    DIGESTS_NAME,
+    FORMAT_VERSION,
+    GROUPS,
+    chunk_shape,
+    compressors,
+    fill_value,
+)
 from pinnlog.analyzer.store.location import open_for_writing
 from pinnlog.analyzer.store.metadata import jsonable
 
@@ -154,8 +162,9 @@ class RunWriter:
                 f"{self.location.source}: another process took this store's lease; pinnlog stopped writing "
                 f"(rows up to {self._committed.get(group, 0)} of {group!r} are committed)"
             )
-        from pinnlog.analyzer.store.metadata import sync
         from zarr.core.buffer import default_buffer_prototype
+
+        from pinnlog.analyzer.store.metadata import sync
 
         axis = GROUPS[group].axis
         for var, arr in self._groups[group].arrays():
@@ -194,6 +203,7 @@ class RunWriter:
                 var,
                 shape=value.shape,
                 dtype=value.dtype,
+                fill_value=fill_value(value.dtype),
                 compressors=compressors(),
                 dimension_names=var_dims,
                 overwrite=True,
@@ -249,6 +259,8 @@ class RunWriter:
                 if dims and dims[0] == axis and arr.shape[0] != n:
                     arr.resize((n,) + arr.shape[1:])
             self._capacity[name] = n
+        # What was recorded, for verify: a group deleted or emptied later is damage, not "never recorded".
+        self.root.attrs["committed"] = dict(self._committed)
         if isinstance(self._store, DigestingLocalStore):
             # The manifest before the status: a store that says "complete" always has one.
             self._write_digests()

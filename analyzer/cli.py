@@ -1,7 +1,9 @@
 """The ``pinnlog`` command line (typer).
 
-Commands are thin: parse, call one library function, print. A :class:`PinnlogError` (a user mistake)
-prints one line and exits 2; anything else is an internal error and exits 1.
+Commands are thin: parse, call one library function, print. Every failure is one line on stderr and
+one exit status (docs/cli.md, "Exit status"): 0 success; 1 a damaged store (:class:`CorruptStoreError`,
+the line names ``pinnlog verify``); 2 a user mistake (any other :class:`PinnlogError`, a bad option, a
+file that cannot be read or written); 3 an internal error (a bug: the line says so); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pinnlog.analyzer import __version__
-from pinnlog.analyzer.errors import PinnlogError
+from pinnlog.analyzer.errors import CorruptStoreError, PinnlogError
 
 app = typer.Typer(
     name="pinnlog",
@@ -194,7 +196,8 @@ def analyze(
     summary.json (schema in docs/report.md) holds the run's metadata, phases, final metrics and the
     steps to reach 10%, 5% and 1% test error. The report is one self-contained HTML file.
 
-    Exit status: 0 success; 2 a user mistake (the one-line message names the fix); 1 an internal error.
+    Exit status: 0 success; 1 a damaged store (the line names `pinnlog verify`); 2 a user mistake (the one-line
+    message names the fix); 3 an internal error.
     """
     from pinnlog.analyzer.report import DEFAULT_THRESHOLDS, analyze_run
     from pinnlog.analyzer.report.progress import DelayedProgress
@@ -247,7 +250,8 @@ def compare(
     test error 7.6x sooner than vanilla") and how its phases differ (onset, duration, median SNR). The
     report shows every run's phase table.
 
-    Exit status: 0 success; 2 a user mistake (the one-line message names the fix); 1 an internal error.
+    Exit status: 0 success; 1 a damaged store (the line names `pinnlog verify`); 2 a user mistake (the one-line
+    message names the fix); 3 an internal error.
     """
     from pinnlog.analyzer.report import DEFAULT_THRESHOLDS, compare_runs
     from pinnlog.analyzer.report.progress import DelayedProgress
@@ -293,7 +297,7 @@ def watch(
     run `pinnlog verify --repair RUN` to mark it interrupted.
 
     Exit status: 0 the run finished and its report is written; 2 a user mistake (no such run, nothing to
-    draw); 1 an internal error; 130 interrupted with Ctrl-C.
+    draw); 1 a damaged store; 3 an internal error; 130 interrupted with Ctrl-C.
     """
     from pinnlog.analyzer.watch import watch_run
 
@@ -349,7 +353,8 @@ def verify(
     leaving the store or a pipe; and the status. Nothing in the store is ever unpickled or evaluated.
 
     Exit status: 0 healthy (warnings allowed); 1 damaged, with the rows per group that are still usable;
-    2 not a pinnlog store (or a format this version cannot read).
+    2 not a pinnlog store (or a format this version cannot read), or --repair on a store a live recorder
+    writes; 3 an internal error.
     """
     from pinnlog.analyzer.store import repair_run, verify_run
 
@@ -386,7 +391,8 @@ def import_paper_logs(
     stops early is fine. The network is the paper's MLP [2] + [128] x 6 + [1]; the store's imported_from
     attribute says what was converted and how well the logs agree.
 
-    Exit status: 0 success; 2 a user mistake (missing file, OUT exists without --overwrite); 1 an internal error.
+    Exit status: 0 success; 2 a user mistake (missing file, OUT exists without --overwrite, logs that are not
+    text); 3 an internal error.
     """
     from pinnlog.analyzer.paper_logs import import_paper_logs as convert
     from pinnlog.analyzer.report.progress import DelayedProgress
@@ -396,20 +402,26 @@ def import_paper_logs(
     console.print(f"wrote {written}", markup=False, highlight=False, soft_wrap=True)
 
 
+EXIT_DAMAGED, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``pinnlog`` console script."""
     try:
         code = app(args=argv, prog_name="pinnlog", standalone_mode=False)  # click returns a command's typer.Exit(code) here
         if isinstance(code, int) and code:
             sys.exit(code)
+    except CorruptStoreError as exc:
+        _say_error(f"error: {exc}")
+        sys.exit(EXIT_DAMAGED)
     except PinnlogError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False)
-        sys.exit(2)
+        _say_error(f"error: {exc}")
+        sys.exit(EXIT_USER)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted", markup=False)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     # typer >= 0.16 raises its own vendored click's exceptions (subclasses of TyperException), not click's
     except (__import__("click").ClickException, typer.exceptions.TyperException) as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `pinnlog` alone: the help is the message
@@ -421,3 +433,17 @@ def main(argv: list[str] | None = None) -> None:
         message = " ".join(exc.format_message().split()).rstrip(".")
         err_console.print(f"error: {message}{hint}", markup=False, highlight=False)
         sys.exit(2)
+    except OSError as exc:  # disk full, permission, a link loop ... met outside pinnlog's own checks
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _say_error(f"error: {where}{exc.strerror or type(exc).__name__}; free space, fix the permission or choose another path")
+        sys.exit(EXIT_USER)
+    except Exception as exc:  # a bug: still one line, and the exit status says it is ours
+        detail = " ".join(str(exc).split())[:160]
+        _say_error(f"internal error: {type(exc).__name__}: {detail}; please report it (pinnlog {__version__})")
+        sys.exit(EXIT_INTERNAL)
+
+
+def _say_error(text: str) -> None:
+    """One line on stderr, with no control character from a store reaching the terminal."""
+    clean = "".join(ch if ch.isprintable() else " " for ch in text)
+    err_console.print(" ".join(clean.split()), markup=False, highlight=False, soft_wrap=True)

@@ -183,7 +183,8 @@ def codec_findings(where: str, meta: dict, attrs: dict, growing: bool = True) ->
         except TypeError:
             want = None
         got = meta.get("fill_value")
-        same = (isinstance(got, str) and got == "NaN" and isinstance(want, float)) or (got == want and type(got) is type(want))
+        nan = (isinstance(got, str) and got == "NaN") or (isinstance(got, float) and math.isnan(got))
+        same = (nan and isinstance(want, float)) or (got == want and type(got) is type(want))
         if want is not None and not same:
             out.append(
                 Finding(

@@ -55,14 +55,29 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
     CorruptStoreError
         The store has links leaving it or pipes; repair does not touch such a store.
     """
-    import zarr
 
     store, loc = open_writable(path)
     root_doc = read_root(store, path)
     if loc.local is not None and unsafe_entries(loc.local):
-        raise CorruptStoreError(
-            f"{path} holds links leaving the store or pipes; `pinnlog verify {path}` lists them; repair refuses it"
-        )
+        raise CorruptStoreError(f"{path} holds links or pipes; `pinnlog verify {path}` lists them; repair refuses it")
+    lease = None
+    if loc.local is not None:
+        from pinnlog.analyzer.store.lease import Lease
+
+        # Refuses a store a live recorder writes (trimming it would make the writer lose rows);
+        # a stale lease (its recorder was killed) is taken over, and removed when done.
+        lease = Lease(loc.local, "repair").acquire(heartbeat=False)
+    try:
+        actions = _repair(store, loc, root_doc, path)
+    finally:
+        if lease is not None:
+            lease.release()
+    return RepairReport(str(path), actions, verify_run(path))
+
+
+def _repair(store, loc, root_doc: dict, path) -> list[str]:
+    import zarr
+
     actions: list[str] = []
     for partial in partial_files(loc):
         partial.unlink()
@@ -110,4 +125,4 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
         actions.append("consolidated metadata")
     except Exception as exc:
         actions.append(f"metadata not consolidated ({type(exc).__name__}); `pinnlog verify` says why")
-    return RepairReport(str(path), actions, verify_run(path))
+    return actions

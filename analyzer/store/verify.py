@@ -633,7 +633,14 @@ def verify_run(path: str | os.PathLike, *, decode: bool = True) -> VerifyReport:
         )
     if not any(committed.values()):
         out.append(Finding("store", "committed", DAMAGED, "no group holds a committed step: nothing to analyse"))
-    if status == "recording":
+    holder = None
+    if loc.local is not None:
+        from pinnlog.analyzer.store.lease import current_holder
+
+        holder = current_holder(loc.local)
+    if status == "recording" and holder is not None:
+        out.append(Finding("store", "status", WARNING, f"being written by {holder.describe()}: verify sees its committed rows so far"))
+    elif status == "recording":
         out.append(
             Finding(
                 "store",

@@ -53,14 +53,18 @@ class LeaseHolder:
     host: str
     token: str
     heartbeat: float
+    dir: str = ""  # the store's real path when the lease was taken: a copied store's lease is not live
 
     @property
     def age(self) -> float:
         return max(0.0, time.time() - self.heartbeat)
 
-    def alive(self) -> bool:
-        """True while the holder may still be writing: a recent heartbeat and, on this host, a running PID."""
+    def alive(self, store_dir: str | os.PathLike | None = None) -> bool:
+        """True while the holder may still be writing this store: a recent heartbeat, the same directory
+        (a copy of a live store carries its lease) and, on this host, a running PID."""
         if self.age > STALE_S:
+            return False
+        if store_dir is not None and self.dir and self.dir != os.path.realpath(store_dir):
             return False
         if self.host == socket.gethostname():
             if self.pid == os.getpid():
@@ -95,7 +99,9 @@ def _read(path: Path) -> LeaseHolder | None:
         os.close(fd)
     try:
         doc = json.loads(raw)
-        return LeaseHolder(int(doc["pid"]), str(doc["host"]), str(doc["token"]), float(doc["heartbeat"]))
+        return LeaseHolder(
+            int(doc["pid"]), str(doc["host"]), str(doc["token"]), float(doc["heartbeat"]), str(doc.get("dir", ""))
+        )
     except (ValueError, KeyError, TypeError, RecursionError):
         return LeaseHolder(-1, "?", "", 0.0)
 
@@ -103,7 +109,7 @@ def _read(path: Path) -> LeaseHolder | None:
 def current_holder(store_dir: str | os.PathLike) -> LeaseHolder | None:
     """The live holder of the store's lease, or None (no lease, or a stale one)."""
     holder = _read(Path(store_dir) / LEASE_NAME)
-    return holder if holder is not None and holder.alive() else None
+    return holder if holder is not None and holder.alive(store_dir) else None
 
 
 class Lease:
@@ -134,6 +140,7 @@ class Lease:
             "token": self.token,
             "heartbeat": time.time(),
             "purpose": self.purpose,
+            "dir": os.path.realpath(self.dir),
         }
         return json.dumps(doc).encode()
 
@@ -150,7 +157,7 @@ class Lease:
     def acquire(self, *, heartbeat: bool = True) -> Lease:
         """Take the lease, or raise :class:`StoreLockedError` naming the live holder."""
         holder = _read(self.path)
-        if holder is not None and holder.alive() and holder.token != self.token:
+        if holder is not None and holder.alive(self.dir) and holder.token != self.token:
             raise StoreLockedError(
                 f"{self.dir} is being written by {holder.describe()}; pinnlog will not {self.purpose} a store "
                 "another process writes: stop it or wait for it to finish"

@@ -173,10 +173,10 @@ class RunWriter:
                 continue
             buf = sync(self._store.get(f"{group}/{var}/zarr.json", prototype=default_buffer_prototype()))
             shape = json.loads(buf.to_bytes()).get("shape") if buf is not None else None
-            if not shape or shape[0] != arr.shape[0]:
+            if not shape or shape[0] != self._capacity[group]:
                 raise WriterError(
                     f"{self.location.source}: {group}/{var} was changed by another process (capacity "
-                    f"{shape[0] if shape else 'gone'}, the writer expected {arr.shape[0]}); pinnlog stopped writing "
+                    f"{shape[0] if shape else 'gone'}, the writer expected {self._capacity[group]}); pinnlog stopped writing "
                     f"(rows up to {self._committed.get(group, 0)} of {group!r} are committed)"
                 )
 

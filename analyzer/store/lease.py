@@ -99,9 +99,7 @@ def _read(path: Path) -> LeaseHolder | None:
         os.close(fd)
     try:
         doc = json.loads(raw)
-        return LeaseHolder(
-            int(doc["pid"]), str(doc["host"]), str(doc["token"]), float(doc["heartbeat"]), str(doc.get("dir", ""))
-        )
+        return LeaseHolder(int(doc["pid"]), str(doc["host"]), str(doc["token"]), float(doc["heartbeat"]), str(doc.get("dir", "")))
     except (ValueError, KeyError, TypeError, RecursionError):
         return LeaseHolder(-1, "?", "", 0.0)
 

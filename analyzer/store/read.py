@@ -88,7 +88,9 @@ def _check_static(ds: xr.Dataset, attrs: dict, path) -> None:
     values = {v: np.asarray(ds[v].values) for v in ("numel", "layer", "is_bias") if v in ds}
     for finding in static_findings(values, attrs.get("layout")):
         if finding.level == DAMAGED:
-            raise CorruptStoreError(f"{path}: {finding.where} {finding.detail}; `pinnlog verify {path}` says what is still usable")
+            raise CorruptStoreError(
+                f"{path}: {finding.where} {finding.detail}; `pinnlog verify {path}` says what is still usable"
+            )
 
 
 def read_root_attrs(root: zarr.Group, path: str | os.PathLike) -> dict[str, Any]:

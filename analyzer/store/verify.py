@@ -639,7 +639,9 @@ def verify_run(path: str | os.PathLike, *, decode: bool = True) -> VerifyReport:
 
         holder = current_holder(loc.local)
     if status == "recording" and holder is not None:
-        out.append(Finding("store", "status", WARNING, f"being written by {holder.describe()}: verify sees its committed rows so far"))
+        out.append(
+            Finding("store", "status", WARNING, f"being written by {holder.describe()}: verify sees its committed rows so far")
+        )
     elif status == "recording":
         out.append(
             Finding(

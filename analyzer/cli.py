@@ -83,7 +83,7 @@ def info(run: RunArg) -> None:
         "raw_schedule",
     ):
         if key in facts["attrs"]:
-            head.add_row(key, str(facts["attrs"][key]))
+            head.add_row(key, _bounded(facts["attrs"][key], 400))
     console.print(head, markup=False)
     table = Table(title="groups", title_justify="left")
     for col in ("group", "committed", "variables (shape)", "on disk"):
@@ -93,8 +93,18 @@ def info(run: RunArg) -> None:
         table.add_row(g["name"], str(g["n_committed"]), shapes, _human_bytes(g["bytes"]))
     console.print(table, markup=False)
     if facts["attrs"].get("config"):
-        console.print("config:", facts["attrs"]["config"], markup=False, highlight=False)
+        console.print("config:", _bounded(facts["attrs"]["config"], 4000), markup=False, highlight=False)
     console.print(f"total on disk: {_human_bytes(facts['bytes'])}", highlight=False)
+
+
+def _bounded(value, limit: int) -> str:
+    """At most ``limit`` characters of a store value (a 4 MiB config rendered whole costs rich gigabytes)."""
+    import json
+
+    from pinnlog.analyzer.errors import short
+
+    text = value if isinstance(value, str) else json.dumps(value, default=str)[: limit + 1]
+    return short(text, limit, raw=True)
 
 
 SmoothOpt = Annotated[

@@ -144,7 +144,7 @@ def info_rss(work: Path) -> tuple[float, int]:
     doc = json.loads((store / "zarr.json").read_text())
     doc.pop("consolidated_metadata", None)
     base = len(json.dumps(doc))
-    doc["attributes"]["config"] = {"list": [1] * ((METADATA_MAX_BYTES - base - 100) // 3)}
+    doc["attributes"]["config"] = {"list": [1] * ((METADATA_MAX_BYTES - base - 100) // 2)}
     (store / "zarr.json").write_text(json.dumps(doc, separators=(",", ":")))
     size = (store / "zarr.json").stat().st_size
     code = (

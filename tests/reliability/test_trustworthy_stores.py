@@ -336,3 +336,50 @@ def test_links_inside_the_store_are_refused(healthy, tmp_path):
     loop = path / "scalars" / "loop"
     loop.symlink_to(loop)
     assert verify_run(path).exit_code == 1
+
+
+# -- finding 8: one line, always, with the documented exit status ------------------------------------------------
+def _one_line(result) -> str:
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_analyze_of_a_damaged_chunk_exits_1_naming_verify(healthy, tmp_path, cli):
+    path = copy(healthy, tmp_path)
+    chunk = first_chunk(path, "gradient_stats/sum_mu2")
+    data = bytearray(chunk.read_bytes())
+    data[-1] ^= 1
+    chunk.write_bytes(bytes(data))
+    result = cli("analyze", str(path), "-o", str(tmp_path / "out"), "-q")
+    assert result.exit_code == 1
+    assert "pinnlog verify" in _one_line(result)
+
+
+def test_repair_of_a_live_store_exits_2_naming_the_holder(tmp_path, cli):
+    path = tmp_path / "live.zarr"
+    store = _live_writer(path)
+    result = cli("verify", "--repair", str(path))
+    assert result.exit_code == 2 and f"PID {os.getpid()}" in _one_line(result)
+    store.close()
+
+
+def test_import_paper_logs_of_binary_input_exits_2(tmp_path, cli):
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "grad_stats2.txt").write_bytes(bytes(range(128, 256)) * 8)  # not UTF-8
+    (src / "losses.txt").write_bytes(bytes(range(256)) * 8)
+    result = cli("import-paper-logs", str(src), "-o", str(tmp_path / "out.zarr"))
+    assert result.exit_code == 2 and "not a text" in _one_line(result)
+
+
+def test_an_internal_error_is_one_line_with_exit_3(healthy, cli, monkeypatch):
+    import pinnlog.analyzer.store.read as read
+
+    def bug(path):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(read, "describe_run", bug)
+    result = cli("info", str(healthy))
+    assert result.exit_code == 3 and _one_line(result).startswith("internal error: ZeroDivisionError")

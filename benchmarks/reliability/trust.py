@@ -150,10 +150,10 @@ def info_rss(work: Path) -> tuple[float, int]:
     code = (
         "import resource, sys; from pinnlog.analyzer.cli import main\n"
         "try:\n    main(['info', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     out = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True, check=False)
-    rss_kb = int(out.stdout.strip().splitlines()[-1])
+    rss_kb = int(next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("PEAK_RSS_KB")))
     return rss_kb / 1024, size
 
 

@@ -358,9 +358,10 @@ def verify(
 
     Checks the format version and root attributes; every group's arrays against format 1 (dims, dtypes,
     allowed codecs, capacity >= n_committed, sizes that agree with the layout); that every committed chunk
-    decodes; that the steps increase; that sum_rms2 = sum_mu2 + sum_sigma2; that the SNR from raw
-    batch-gradient snapshots equals the SNR from the stored reductions to 1e-6; that no file is a link
-    leaving the store or a pipe; and the status. Nothing in the store is ever unpickled or evaluated.
+    decodes and matches its crc32c and the store's chunk manifest; that the steps increase; that sum_rms2 =
+    sum_mu2 + sum_sigma2; that the raw batch-gradient snapshots reproduce the stored reductions within float32
+    rounding, sum_w2 the weight snapshots, and numel/layer/is_bias the layout; that every recorded group is
+    there; that no file is a link, a pipe or a device; and the status. Nothing is ever unpickled or evaluated.
 
     Exit status: 0 healthy (warnings allowed); 1 damaged, with the rows per group that are still usable;
     2 not a pinnlog store (or a format this version cannot read), or --repair on a store a live recorder

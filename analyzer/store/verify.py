@@ -199,7 +199,11 @@ def _decode_array(store, key: str, n: int, axis: str, out: list[Finding]) -> tup
                 copy[region[0]] = block
         except Exception as exc:
             failed += 1
-            first_error = first_error or short(f"{type(exc).__name__}: {exc}", 100, raw=True)
+            if isinstance(exc, CorruptStoreError):  # ours: "<store>: <what>"; the store is named above already
+                text = str(exc).split(": ", 1)[-1]
+            else:
+                text = f"{type(exc).__name__}: {exc}"
+            first_error = first_error or short(text, 100, raw=True)
             if growing:
                 bad_rows.update(range(region[0].start, region[0].stop))
             else:

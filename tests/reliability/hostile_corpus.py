@@ -329,7 +329,7 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
         "bits flipped inside a batch_gradients chunk and a gradient_stats chunk",
         False,
         1,
-        "gradient_stats/sum_sigma2",  # its crc32c fails (a store without checksums broke the identity check)
+        "checksum",  # its crc32c fails (a store without checksums broke the identity check)
     )
     def _(p):
         copy(p)
@@ -492,7 +492,7 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
         data[len(data) // 2] ^= 0x10
         chunk.write_bytes(bytes(data))
 
-    @case("swapped_chunks", "the sum_mu2 and sum_sigma2 chunk files swapped", False, 1, "gradient_stats/sum_mu2")
+    @case("swapped_chunks", "the sum_mu2 and sum_sigma2 chunk files swapped", False, 1, "CRC-32")
     def _(p):
         copy(p, keep_manifest=True)
         a, b = first_chunk(p, "gradient_stats/sum_mu2"), first_chunk(p, "gradient_stats/sum_sigma2")
@@ -510,7 +510,7 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
         copy(p, keep_manifest=True)
         meta_edit(p, "gradient_stats/sum_w2", lambda d: d["codecs"][0]["configuration"].__setitem__("endian", "big"))
 
-    @case("inverted_is_bias", "is_bias inverted (no manifest: the layout check)", True, 1, "gradient_stats/is_bias")
+    @case("inverted_is_bias", "is_bias inverted (no manifest: the layout check)", True, 1, "differs from the layout")
     def _(p):
         copy(p)
         arr = zarr.open_array(zarr.storage.LocalStore(p / "gradient_stats" / "is_bias"), mode="r+")

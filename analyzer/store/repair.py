@@ -59,7 +59,9 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
     store, loc = open_writable(path)
     root_doc = read_root(store, path)
     if loc.local is not None and unsafe_entries(loc.local):
-        raise CorruptStoreError(f"{path} holds links leaving the store or pipes (or links inside it); `pinnlog verify {path}` lists them; repair refuses it")
+        raise CorruptStoreError(
+            f"{path} holds links leaving the store or pipes (or links inside it); `pinnlog verify {path}` lists them; repair refuses it"
+        )
     lease = None
     if loc.local is not None:
         from pinnlog.analyzer.store.lease import Lease

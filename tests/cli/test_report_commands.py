@@ -189,7 +189,7 @@ def test_a_distributed_scheduler_gives_the_same_numbers(cli, stores, tmp_path):
         assert remote["runs"][0][key] == local.summary["runs"][0][key]
 
 
-def test_an_internal_error_exits_1(cli, stores, tmp_path, monkeypatch):
+def test_an_internal_error_exits_3_in_one_line(cli, stores, tmp_path, monkeypatch):
     import pinnlog.analyzer.report as report
 
     def broken(*args, **kwargs):
@@ -197,8 +197,10 @@ def test_an_internal_error_exits_1(cli, stores, tmp_path, monkeypatch):
 
     monkeypatch.setattr(report, "analyze_run", broken)
     result = cli("analyze", stores[0], "-o", tmp_path)
-    assert result.exit_code == 1
-    assert isinstance(result.exception, RuntimeError)
+    assert result.exit_code == 3  # issue 13: 1 is a damaged store
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("internal error: RuntimeError: a bug"), result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_progress_appears_only_for_work_longer_than_the_delay():

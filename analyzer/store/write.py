@@ -251,6 +251,11 @@ class RunWriter:
     # -- closing -----------------------------------------------------------------------------------
     def close(self, status: str = "complete") -> None:
         """Trim every array to its committed rows, set ``status``, consolidate metadata."""
+        if self.lease is not None and not self.lease.check():
+            # Another process owns the directory now (it took a stale lease, or overwrote it): not ours to close.
+            raise WriterError(
+                f"{self.location.source}: another process took this store's lease; pinnlog left it as that process has it"
+            )
         for name, g in self._groups.items():
             n = self._committed[name]
             axis = GROUPS[name].axis

@@ -383,3 +383,17 @@ def test_an_internal_error_is_one_line_with_exit_3(healthy, cli, monkeypatch):
     monkeypatch.setattr(read, "describe_run", bug)
     result = cli("info", str(healthy))
     assert result.exit_code == 3 and _one_line(result).startswith("internal error: ZeroDivisionError")
+
+
+def test_a_writer_whose_lease_was_taken_stops_and_does_not_close_the_store(tmp_path):
+    path = tmp_path / "taken.zarr"
+    store = _live_writer(path)
+    lease = json.loads((path / LEASE_NAME).read_text())
+    lease["token"] = "another process"
+    (path / LEASE_NAME).write_text(json.dumps(lease))
+    with pytest.raises(WriterError, match="took this store's lease"):
+        store.append("scalars", {"step": [1], "wall_time": [1.0], "loss": [0.5]})
+    with pytest.raises(WriterError, match="took this store's lease"):
+        store.close()
+    root = json.loads((path / "zarr.json").read_text())["attributes"]
+    assert root["status"] == "recording" and "committed" not in root

@@ -150,7 +150,9 @@ def info_rss(work: Path) -> tuple[float, int]:
     code = (
         "import resource, sys; from pinnlog.analyzer.cli import main\n"
         "try:\n    main(['info', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
-        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork + exec, so a child of a big parent
+        # (the test process with torch loaded) would report the parent's peak
+        "print('PEAK_RSS_KB', next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True, check=False)
     rss_kb = int(next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("PEAK_RSS_KB")))

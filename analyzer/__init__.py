@@ -5,37 +5,16 @@ Never imports torch.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from pinnlog.analyzer.errors import (
-    ArgumentError,
-    CorruptStoreError,
-    EmptyRunError,
-    MissingGroupError,
-    NotAStoreError,
-    PinnlogError,
-    StoreNotFoundError,
-    UnknownFormatError,
-)
+from pinnlog.analyzer import errors
+from pinnlog.analyzer.errors import *  # noqa: F403 - every error and warning of pinnlog, at the top
 
 try:
     __version__ = version("pinnlog")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = [
-    "ArgumentError",
-    "CorruptStoreError",
-    "EmptyRunError",
-    "MissingGroupError",
-    "NotAStoreError",
-    "PinnlogError",
-    "StoreNotFoundError",
-    "UnknownFormatError",
-    "__version__",
-    "describe_run",
-    "open_run",
-    "repair_run",
-    "verify_run",
-]
+# the four functions are loaded on first use (__getattr__ below)
+__all__ = [*errors.__all__, "__version__", "describe_run", "open_run", "repair_run", "verify_run"]  # noqa: F405
 
 
 def __getattr__(name: str):

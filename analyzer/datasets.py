@@ -1,14 +1,38 @@
-"""Synthetic curves with known truth, for tests, benchmarks and trying the phase detector.
+"""Synthetic curves and layouts with known truth, for tests, benchmarks and trying the phase detector.
 
 In the manner of ``ruptures.pw_constant``: a generator returns the signal and its ground truth.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import xarray as xr
 
-__all__ = ["paper_steps", "piecewise_snr"]
+__all__ = ["mlp_layout", "paper_steps", "piecewise_snr"]
+
+
+def mlp_layout(widths) -> tuple[list[dict], list[dict]]:
+    """The ``layout`` and ``layers`` root attributes (docs/format.md) of an MLP ``net`` of ``nn.Linear`` with these widths."""
+    layout, layers, offset = [], [], 0
+    for index, (n_in, n_out) in enumerate(itertools.pairwise(widths)):
+        for kind, shape in (("weight", [n_out, n_in]), ("bias", [n_out])):
+            numel = int(np.prod(shape))
+            layout.append(
+                {
+                    "name": f"net.{index}.{kind}",
+                    "module": f"net.{index}",
+                    "shape": shape,
+                    "numel": numel,
+                    "offset": offset,
+                    "layer": index,
+                    "is_bias": kind == "bias",
+                }
+            )
+            offset += numel
+        layers.append({"index": index, "name": f"layer_{index}", "module": f"net.{index}", "width": int(n_out)})
+    return layout, layers
 
 
 def paper_steps(last: int = 300_000) -> np.ndarray:

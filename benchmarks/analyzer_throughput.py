@@ -31,7 +31,6 @@ prints each worker's peak RSS and the CPU seconds of all processes against the t
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import shutil
 import sys
@@ -47,23 +46,9 @@ K = 100
 
 
 def paper_layout(widths=PAPER_LAYERS) -> list[dict]:
-    layout, offset = [], 0
-    for index, (n_in, n_out) in enumerate(itertools.pairwise(widths)):
-        for kind, shape in (("weight", [n_out, n_in]), ("bias", [n_out])):
-            numel = int(np.prod(shape))
-            layout.append(
-                {
-                    "name": f"net.{index}.{kind}",
-                    "module": f"net.{index}",
-                    "shape": shape,
-                    "numel": numel,
-                    "offset": offset,
-                    "layer": index,
-                    "is_bias": kind == "bias",
-                }
-            )
-            offset += numel
-    return layout
+    from pinnlog.analyzer.datasets import mlp_layout
+
+    return mlp_layout(widths)[0]
 
 
 class PeakRSS:

@@ -243,7 +243,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
     print(f"recorder_overhead: torch {torch.__version__}, {device_name}; {' '.join(sys.argv[1:]) or '(defaults)'}")
-    problem = AllenCahnProblem(args.device)
+    problem = AllenCahnProblem(device=args.device)
     skip = set(args.skip.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         if "a" not in skip:

@@ -240,6 +240,20 @@ class Recorder:
         elif len(self._rows) >= ROWS_PER_HANDOVER or now - self._last_handover > SECONDS_PER_HANDOVER:
             self._hand_over_rows(now)
 
+    def describe(self, scalar: str, *, long_name: str | None = None, units: str | None = None) -> None:
+        """Say what a scalar of ``rec.step`` is: stored as its variable's ``long_name`` and ``units`` attributes.
+
+        Reports label their axes with them: ``rec.describe("test_error", long_name="top-1 classification
+        error")`` makes a classifier's test-error axis say so instead of "relative L2 test error".
+        """
+        if not isinstance(scalar, str) or not scalar.isidentifier():
+            raise RecorderError(f"describe({scalar!r}): give the keyword the scalar is passed to rec.step with")
+        if self._closed:
+            raise RecorderError("rec.describe() after the recorder was closed; describe scalars while recording")
+        if self._disabled:
+            return
+        self._writer.submit(lambda store: store.describe("scalars", scalar, long_name=long_name, units=units))
+
     def flush(self) -> None:
         """Hand over buffered rows and wait until everything recorded so far is committed to the store."""
         if not self._closed and not self._disabled:

@@ -29,12 +29,15 @@ Arguments (same for both):
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
+from click.testing import CliRunner
+
+from pinnlog.analyzer.datasets import mlp_layout
 
 BETAS = (0.9, 0.999)
 EPS = 1e-8
@@ -60,28 +63,6 @@ class SyntheticRun:
     scalar_steps: np.ndarray | None = None  # every step 0..steps[-1]
     loss: np.ndarray | None = None
     test_error: np.ndarray | None = None  # NaN where not measured (every 5th step is)
-
-
-def mlp_layout(layers) -> tuple[list[dict], list[dict]]:
-    """The ``layout`` and ``layers`` root attributes of an MLP with these widths (torch's Linear order)."""
-    layout, layer_attrs, offset = [], [], 0
-    for index, (n_in, n_out) in enumerate(itertools.pairwise(layers)):
-        for kind, shape in (("weight", [n_out, n_in]), ("bias", [n_out])):
-            numel = int(np.prod(shape))
-            layout.append(
-                {
-                    "name": f"net.{index}.{kind}",
-                    "module": f"net.{index}",
-                    "shape": shape,
-                    "numel": numel,
-                    "offset": offset,
-                    "layer": index,
-                    "is_bias": kind == "bias",
-                }
-            )
-            offset += numel
-        layer_attrs.append({"index": index, "name": f"layer_{index}", "module": f"net.{index}", "width": int(n_out)})
-    return layout, layer_attrs
 
 
 def _rows(option, n_steps: int) -> np.ndarray:
@@ -329,3 +310,23 @@ def count_computes():
             yield counter
 
     return _counting
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def _entry(args):
+    from pinnlog.analyzer.cli import main
+
+    main(list(args))
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """``cli("analyze", path, "-o", out, env={...}) -> click.testing.Result``: the real ``pinnlog`` entry point
+    (``main``, which maps errors to exit codes) under click's CliRunner, with separate stdout/stderr."""
+    runner = CliRunner()
+
+    def invoke(*args, env=None):
+        return runner.invoke(_entry, [str(a) for a in args], env=env)
+
+    return invoke

@@ -10,7 +10,7 @@ Degenerate inputs give inf/NaN with a :class:`DegenerateMetricWarning`, never an
 from pinnlog.analyzer.metrics._common import DegenerateMetricWarning, MetricArgumentError
 from pinnlog.analyzer.metrics.errors import relative_l2, steps_to_error
 from pinnlog.analyzer.metrics.information import binarization, mutual_information
-from pinnlog.analyzer.metrics.residuals import residual_homogeneity
+from pinnlog.analyzer.metrics.residuals import rba_weight_spread, residual_homogeneity
 from pinnlog.analyzer.metrics.smoothing import sma, smoothed_snr
 from pinnlog.analyzer.metrics.snr import (
     check_consistency,
@@ -31,6 +31,7 @@ __all__ = [
     "check_consistency",
     "gradient_norms",
     "mutual_information",
+    "rba_weight_spread",
     "reductions_from_batch_gradients",
     "relative_l2",
     "residual_homogeneity",

@@ -79,6 +79,17 @@ def gradient_norms(stats, *, per_layer: bool = False, include_bias: bool = False
     return xr.Dataset(out)
 
 
+def _ratio_over_tensors(ds, numerator: str, denominator: str, include_bias: bool, per_layer: bool, name, equation, description):
+    """√Σ ``numerator`` / √Σ ``denominator`` over the selected tensors (per layer or whole net)."""
+    idx, layers = tensor_selection(ds, include_bias)
+    ratio = ratio_of_roots(
+        summed_over_tensors(ds, numerator, idx, layers, per_layer),
+        summed_over_tensors(ds, denominator, idx, layers, per_layer),
+        name,
+    )
+    return finish(ratio, name, equation, description, selection=_selection_attr(include_bias))
+
+
 def snr(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.DataArray:
     """Batch-wise gradient signal-to-noise ratio SNR = ‖μ‖₂ / ‖σ‖₂ (Eq. 8).
 
@@ -109,13 +120,9 @@ def snr(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.Dat
     >>> snr(open_run("run.zarr")).sel(step=1000).item()    # doctest: +SKIP
     """
     ds = group_dataset(stats, _STATS, ("sum_mu2", "sum_sigma2"))
-    idx, layers = tensor_selection(ds, include_bias)
-    ratio = ratio_of_roots(
-        summed_over_tensors(ds, "sum_mu2", idx, layers, per_layer),
-        summed_over_tensors(ds, "sum_sigma2", idx, layers, per_layer),
-        "snr",
+    return _ratio_over_tensors(
+        ds, "sum_mu2", "sum_sigma2", include_bias, per_layer, "snr", "Eq. 8", "gradient signal-to-noise ratio"
     )
-    return finish(ratio, "snr", "Eq. 8", "gradient signal-to-noise ratio", selection=_selection_attr(include_bias))
 
 
 def srr_b(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.DataArray:
@@ -141,14 +148,8 @@ def srr_b(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.D
     Eq. 17 (definition below it), Eqs. 18-19.
     """
     ds = group_dataset(stats, _STATS, ("sum_mu2", "sum_rms2"))
-    idx, layers = tensor_selection(ds, include_bias)
-    ratio = ratio_of_roots(
-        summed_over_tensors(ds, "sum_mu2", idx, layers, per_layer),
-        summed_over_tensors(ds, "sum_rms2", idx, layers, per_layer),
-        "srr_b",
-    )
-    return finish(
-        ratio, "srr_b", "Eq. 17", "batch signal-to-rms ratio (gradient homogeneity)", selection=_selection_attr(include_bias)
+    return _ratio_over_tensors(
+        ds, "sum_mu2", "sum_rms2", include_bias, per_layer, "srr_b", "Eq. 17", "batch signal-to-rms ratio (gradient homogeneity)"
     )
 
 
@@ -180,13 +181,9 @@ def srr_c(stats, *, per_layer: bool = False, include_bias: bool = True) -> xr.Da
             raise MissingGroupError(
                 f"this run has no {var!r}: SRR_C needs Adam's moments, recorded when the optimizer is Adam or AdamW"
             )
-    idx, layers = tensor_selection(ds, include_bias)
-    ratio = ratio_of_roots(
-        summed_over_tensors(ds, "sum_m_hat2", idx, layers, per_layer),
-        summed_over_tensors(ds, "sum_adam_denom2", idx, layers, per_layer),
-        "srr_c",
+    return _ratio_over_tensors(
+        ds, "sum_m_hat2", "sum_adam_denom2", include_bias, per_layer, "srr_c", "Eq. 13", "Adam step-wise signal-to-rms ratio"
     )
-    return finish(ratio, "srr_c", "Eq. 13", "Adam step-wise signal-to-rms ratio", selection=_selection_attr(include_bias))
 
 
 # -- from the raw batch gradients ------------------------------------------------------------------------

@@ -9,30 +9,8 @@ Figure functions (``figures.py``) take metric outputs and never compute; ``summa
 document (schema ``summary.schema.json``, documented in ``docs/report.md``); ``html.py`` renders the page.
 """
 
-from pinnlog.analyzer.report.build import (
-    DEFAULT_SMOOTH,
-    DEFAULT_THRESHOLDS,
-    NothingToReportError,
-    Report,
-    ReportArgumentError,
-    ReportOutputError,
-    SchedulerError,
-    analyze_run,
-    compare_runs,
-    default_out_dir,
-    run_label,
-)
+from pinnlog.analyzer.errors import NothingToReportError, ReportArgumentError, ReportOutputError, SchedulerError
+from pinnlog.analyzer.report import build
+from pinnlog.analyzer.report.build import *  # noqa: F403 - build.py's public names are this package's
 
-__all__ = [
-    "DEFAULT_SMOOTH",
-    "DEFAULT_THRESHOLDS",
-    "NothingToReportError",
-    "Report",
-    "ReportArgumentError",
-    "ReportOutputError",
-    "SchedulerError",
-    "analyze_run",
-    "compare_runs",
-    "default_out_dir",
-    "run_label",
-]
+__all__ = [*build.__all__, "NothingToReportError", "ReportArgumentError", "ReportOutputError", "SchedulerError"]

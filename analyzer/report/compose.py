@@ -16,9 +16,9 @@ from matplotlib.figure import Figure
 
 from pinnlog.analyzer.report import figures as F
 from pinnlog.analyzer.report import figures_residuals as R
-from pinnlog.analyzer.report.figures_compare import plot_layers_overlay, plot_steps_to_error
+from pinnlog.analyzer.report.figures_compare import plot_dynamics, plot_layers_overlay, plot_steps_to_error
 
-__all__ = ["FIGURES", "Drawn", "RunResult", "Skipped", "compose_figures"]
+__all__ = ["FIGURES", "Drawn", "RunResult", "Skipped", "compose_figures", "compose_one"]
 
 
 @dataclass
@@ -33,8 +33,13 @@ class RunResult:
     missing: dict[str, str] = field(default_factory=dict)  # metric name -> why (names the recorder option)
     phases: Any = None
     phases_note: str | None = None
+    layer_phases: Any = None  # {layer: PhaseTable} from the per-layer SNR (Fig. A.13)
     steps_to_error: dict[float, int | None] = field(default_factory=dict)
     smooth: int = 1
+    #: compare only: ``{threshold: step or None}`` over the levels the comparison uses (requested ones,
+    #: then adaptive ones, keyed by name), and those levels (``comparison.matched_thresholds``)
+    compare_steps: dict[Any, int | None] = field(default_factory=dict)
+    compare_levels: list[dict] = field(default_factory=list)
 
     def drawn(self, name: str) -> Any:
         """The curve to draw: the smoothed one when smoothing is on, else the raw metric output."""
@@ -60,6 +65,12 @@ class Skipped:
 
 #: name -> (title, caption). The order is the order in the report.
 FIGURES: dict[str, tuple[str, str]] = {
+    "dynamics": (
+        "Training dynamics",
+        "The runs on one step axis, as the paper's Figs. 6-7: SNR (Eq 8), test error (Eq 7) with the level "
+        "the headline compares at, dispersion of the residuals (Eq 20) and the RBA weights λ (Eq 28); "
+        "dashed lines: each run's phase onsets.",
+    ),
     "snr": (
         "Gradient SNR",
         "Whole-net SNR = ‖μ‖/‖σ‖ over the batch gradients (Eq 8; paper Fig 6-8) with the "
@@ -140,7 +151,7 @@ def _snr(runs, single, colors) -> Drawn | Skipped:
     fig, axes = F.new_figure(2, 1, width=6.2, height=4.2)
     phases = _phases(runs, single)
     raw = _arg(runs, "snr", single, _raw) if runs[0].smooth > 1 else None
-    F.plot_snr(_arg(runs, "snr", single, _drawn), raw=raw, phases=phases, ax=axes[0, 0], colors=colors)
+    F.plot_snr(_arg(runs, "snr", single, _drawn), raw=raw, window=runs[0].smooth, phases=phases, ax=axes[0, 0], colors=colors)
     axes[0, 0].set_title("a) SNR (Eq 8)", loc="left", fontsize="medium")
     notes = _notes(runs, "gradient_norms", "mean/std of the gradient", single)
     if _have(runs, "gradient_norms"):
@@ -228,8 +239,54 @@ def _residuals(runs, single, colors) -> Drawn | Skipped:
     if with_rba:
         R.plot_rba_weight_distribution(_arg(runs, "rba_weight", single, final), ax=axes[0, 2], colors=colors)
         axes[0, 2].set_title("c) RBA weights λ", loc="left", fontsize="medium")
-    notes = _notes(runs, "rba_weight", "RBA weights", single) + _notes(runs, "residual", "residual distribution", single)
+    notes = _rba_notes(runs, single) + _notes(runs, "residual", "residual distribution", single)
     return Drawn("residuals", FIGURES["residuals"][0], fig, notes)
+
+
+def _headline_level(runs: Sequence[RunResult]) -> tuple[float, str] | None:
+    """The lowest compared level every run with a test error reaches (the headline's), as (value, name)."""
+    have = _have(runs, "test_error")
+    levels = runs[0].compare_levels
+    common = [t for t in levels if have and all(r.compare_steps.get(t["name"]) is not None for r in have)]
+    if not common:
+        return None
+    level = min(common, key=lambda t: t["threshold"])
+    return level["threshold"], f"{level['name']}"
+
+
+def _dynamics(runs, single, colors) -> Drawn | Skipped | None:
+    if single:
+        return None  # analyze draws each of these panels on its own
+    if not _have(runs, "snr") and not _have(runs, "test_error"):
+        return _skip(runs, "dynamics", "snr", False)
+    fig = plot_dynamics(
+        _arg(runs, "snr", False, _drawn) or {},
+        _arg(runs, "test_error", False, _raw) or {},
+        homogeneity=_arg(runs, "residual_homogeneity", False, _raw),
+        rba_weight=_arg(runs, "rba_weight_spread", False, _raw),
+        phases=_phases(runs, False),
+        level=_headline_level(runs),
+        colors=colors,
+    )
+    notes = _notes(runs, "residual_homogeneity", "residual dispersion", False)
+    return Drawn("dynamics", FIGURES["dynamics"][0], fig, notes)
+
+
+def _rba_notes(runs: Sequence[RunResult], single: bool) -> list[str]:
+    """Which runs have no RBA weights, without telling a run trained without RBA to record them."""
+    without = [r.label for r in runs if "rba_weight" not in r.values and "residual" in r.values]
+    if not without:
+        return []
+    how = "an RBA run records them by returning (residual, λ) from Recorder(residuals=...)"
+    if single:
+        return [f"RBA weights (Eq 28) not drawn: this run recorded none; {how}"]
+    having = [r.label for r in runs if "rba_weight" in r.values]
+    if having:
+        return [
+            f"RBA weights drawn for {', '.join(having)} only: {', '.join(without)} recorded none "
+            "(a run trained without RBA has none to record)"
+        ]
+    return [f"RBA weights (Eq 28) not drawn: no run recorded them; {how}"]
 
 
 def _steps_to_error(runs, single, colors) -> Drawn | Skipped | None:
@@ -237,12 +294,17 @@ def _steps_to_error(runs, single, colors) -> Drawn | Skipped | None:
         return None  # a table in the report says it for one run
     if not _have(runs, "test_error"):
         return _skip(runs, "steps_to_error", "test_error", False)
+    have = _have(runs, "test_error")
+    steps = {r.label: (r.compare_steps or r.steps_to_error) for r in have}
+    if not any(s is not None for per_run in steps.values() for s in per_run.values()):
+        return Skipped("steps_to_error", "no run reached any test-error threshold (its test error has no finite value)")
     fig, axes = F.new_figure(1, 1, width=7.0, height=4.5)
-    plot_steps_to_error({r.label: r.steps_to_error for r in _have(runs, "test_error")}, ax=axes[0, 0], colors=colors)
+    plot_steps_to_error(steps, ax=axes[0, 0], colors=colors)
     return Drawn("steps_to_error", FIGURES["steps_to_error"][0], fig, _notes(runs, "test_error", "test error", False))
 
 
 COMPOSERS: dict[str, Callable] = {
+    "dynamics": _dynamics,
     "snr": _snr,
     "snr_per_layer": _per_layer("snr_per_layer", "snr_per_layer", F.plot_snr_per_layer, "SNR", True),
     "srr": _srr,
@@ -257,12 +319,15 @@ COMPOSERS: dict[str, Callable] = {
 }
 
 
+def compose_one(runs: Sequence[RunResult], name: str) -> Drawn | Skipped | None:
+    """Figure ``name`` of :data:`FIGURES` for ``runs`` (one run -> analyze, several -> compare), or why not."""
+    with F.figure_style():
+        return COMPOSERS[name](runs, len(runs) == 1, F.run_colors([r.label for r in runs]))
+
+
 def compose_figures(runs: Sequence[RunResult]) -> Iterator[Drawn | Skipped]:
     """Draw every figure the runs' data allows, in report order; one run -> analyze, several -> compare."""
-    single = len(runs) == 1
-    colors = F.run_colors([r.label for r in runs])
     for name in FIGURES:
-        with F.figure_style():
-            result = COMPOSERS[name](runs, single, colors)
+        result = compose_one(runs, name)
         if result is not None:
             yield result

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -29,13 +30,21 @@ figure { margin: 1.5rem 0; } figure img { max-width: 100%; height: auto; border:
 figcaption { font-size: .9rem; color: #444; } .note { color: #8a5a00; } .muted { color: #777; font-size: .85rem; }
 pre { background: #f7f7f7; padding: .5rem; overflow-x: auto; font-size: .8rem; max-height: 20rem; }
 ul.speedups li { font-size: 1.05rem; margin: .2rem 0; }
+p.headline { font-size: 1.2rem; font-weight: 600; }
 .phase-fitting { background: #e3eaf5; } .phase-diffusion { background: #fbeadf; } .phase-total { background: #e2f0e5; }
 """
 
 
+#: Control characters HTML does not allow (C0 but tab/newline/CR, DEL, C1): shown as U+FFFD.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: Tab, newline and CR as character references: an attribute keeps them as data, never as layout.
+_WHITESPACE_REFS = {"\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+
+
 def esc(value: Any) -> str:
-    """Any value as text safe inside HTML elements and quoted attributes."""
-    return html.escape(str(value), quote=True)
+    """Any value as text safe inside HTML elements and quoted attributes (controls replaced, newlines as references)."""
+    text = html.escape(_FORBIDDEN.sub("\ufffd", str(value)), quote=True)
+    return re.sub("[\t\n\r]", lambda m: _WHITESPACE_REFS[m.group()], text)
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -82,12 +91,44 @@ def phase_table(run: Mapping[str, Any]) -> str:
     phases = run.get("phases")
     if not phases:
         return f'<p class="note">No phases: {esc(run.get("phases_note") or "no whole-net SNR was recorded")}</p>'
-    rows = [(p["label"], p["first_step"], p["last_step"], p["median_snr"], p["slope"]) for p in phases]
-    return _table(
-        ("phase", "first step", "last step", "median SNR", "slope (log-log)"),
+    rows = [(p["label"], p["first_step"], _interval(p), p["last_step"], p["median_snr"], p["slope"]) for p in phases]
+    table = _table(
+        ("phase", "first step", "95% interval", "last step", "median SNR", "slope (log-log)"),
         rows,
         row_classes=[_phase_class(p["label"]) for p in phases],
-        numeric=(False, True, True, True, True),
+        numeric=(False, True, False, True, True, True),
+    )
+    verdict = run.get("phases_verdict")
+    if verdict and verdict != "ok":
+        table += f'<p class="note">{esc(run.get("phases_note") or verdict)}</p>'
+    return table
+
+
+def _interval(phase: Mapping[str, Any]) -> str:
+    low, high = phase.get("first_step_low"), phase.get("first_step_high")
+    return "" if low is None or high is None else f"{low:,}–{high:,}"
+
+
+def layer_phase_table(run: Mapping[str, Any]) -> str:
+    """Per-layer phases (the paper's Fig. A.13): the step each layer's phases begin, one row per layer."""
+    layers = run.get("layer_phases")
+    if not layers:
+        return ""
+    labels = ("diffusion", "total diffusion")
+    rows = []
+    for entry in layers:
+        starts = {p["label"]: p for p in (entry.get("phases") or [])[1:]}
+        cells = [entry["layer"]]
+        for label in labels:
+            p = starts.get(label)
+            cells.append("" if p is None else f"{p['first_step']:,}" + (f" ({_interval(p)})" if _interval(p) else ""))
+        cells.append(entry.get("verdict") or "")
+        rows.append(tuple(cells))
+    return _table(
+        ("layer", "diffusion begins (95% interval)", "total diffusion begins (95% interval)", "verdict"),
+        rows,
+        caption="Phases per layer, from each weight matrix's own SNR (the paper's Fig. A.13)",
+        numeric=(False, False, False, False),
     )
 
 
@@ -130,20 +171,53 @@ def _metadata_block(run: Mapping[str, Any]) -> str:
 
 
 def _comparison_block(comparison: Mapping[str, Any]) -> str:
+    """Headline, speed-ups, errors side by side, steps to each level, phase onsets, notes."""
     out = [
         "<h2>Comparison</h2>",
+        f'<p class="headline">{esc(comparison["headline"])}</p>',
         f'<p class="muted">Ratios are against the reference run <b>{esc(comparison["reference"])}</b>.</p>',
         '<ul class="speedups">',
     ]
     out += [f"<li>{esc(s['text'])}</li>" for s in comparison["speedups"]]
     out.append("</ul>")
-    labels = list(comparison["steps_to_error"][0]["steps"]) if comparison["steps_to_error"] else []
+    if comparison.get("notes"):
+        out.append('<ul class="notes">' + "".join(f'<li class="note">{esc(n)}</li>' for n in comparison["notes"]) + "</ul>")
+    errors = comparison.get("errors") or {}
+    labels = list(errors.get("lowest") or (comparison["steps_to_error"][0]["steps"] if comparison["steps_to_error"] else []))
+    if labels:
+        rows = []
+        for key, what in (("lowest", "lowest test error"), ("final", "final test error")):
+            rows.append([what] + [(errors[key][lb] or {}).get("value") for lb in labels])
+            rows.append(["… at step"] + [(errors[key][lb] or {}).get("step") for lb in labels])
+        rows += [
+            [f"test error at step {e['step']:,}"] + [e["errors"].get(lb) for lb in labels] for e in errors.get("at_steps", [])
+        ]
+        out.append("<h3>Test error side by side</h3>")
+        out.append(_table(["", *labels], rows, numeric=[False] + [True] * len(labels)))
     rows = [
-        [f"≤ {threshold_name(e['threshold'])}"] + [e["steps"].get(label) for label in labels]
+        [f"≤ {e.get('name', threshold_name(e['threshold']))}"] + [e["steps"].get(lb) for lb in labels]
         for e in comparison["steps_to_error"]
     ]
     out.append("<h3>Steps to reach a test error</h3>")
-    out.append(_table(["test error"] + labels, rows, numeric=[False] + [True] * len(labels)))
+    out.append(_table(["test error", *labels], rows, numeric=[False] + [True] * len(labels)))
+    onsets = comparison.get("phase_onsets") or []
+    if onsets:
+        others = [lb for lb in labels if lb != comparison["reference"]]
+        header = [
+            "phase",
+            *(f"{lb} starts at" for lb in labels),
+            *(f"onset ratio {comparison['reference']} / {lb}" for lb in others),
+        ]
+        rows = [[o["phase"], *(o["onsets"].get(lb) for lb in labels), *(o["ratios"].get(lb) for lb in others)] for o in onsets]
+        out.append("<h3>Phase onsets</h3>")
+        out.append(
+            _table(
+                header,
+                rows,
+                row_classes=[_phase_class(o["phase"]) for o in onsets],
+                numeric=[False] + [True] * (len(header) - 1),
+            )
+        )
     if comparison["phase_differences"]:
         out.append("<h3>Phase differences</h3>")
         rows = [
@@ -232,6 +306,7 @@ def render_report(document: Mapping[str, Any], pngs: Mapping[str, bytes], captio
         heading = "Run" if document["kind"] == "analyze" else f"Run {esc(run['label'])}"
         out.append(f"<h2>{heading}: phases and summary</h2>")
         out.append(phase_table(run))
+        out.append(layer_phase_table(run))
         out.append(_summary_table(run))
     out.append("<h2>Figures</h2>")
     captions = captions or {}

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from pinnlog.analyzer.store.format import RUN_DESCRIPTION
+
 __all__ = [
     "FINAL_QUANTITIES",
     "METADATA_KEYS",
     "SCHEMA_VERSION",
-    "comparison",
     "last_finite",
     "load_schema",
     "phase_rows",
@@ -33,24 +34,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 #: Root attributes of a store copied into ``runs[].metadata`` (when present).
-METADATA_KEYS = (
-    "status",
-    "created",
-    "pinnlog_format",
-    "pinnlog_version",
-    "torch_version",
-    "device",
-    "model",
-    "optimizer",
-    "n_batches",
-    "schedule",
-    "raw_schedule",
-    "residual_schedule",
-    "probe_schedule",
-    "shared_loss",
-    "config",
-    "imported_from",
-)
+METADATA_KEYS = RUN_DESCRIPTION
 
 #: Quantities reported under ``runs[].final`` (metric name in ``build.py`` -> what it is).
 FINAL_QUANTITIES = {
@@ -105,18 +89,20 @@ def _minimum(values: xr.DataArray | None) -> dict | None:
 
 
 def phase_rows(phases: Any) -> list[dict] | None:
-    """A ``PhaseTable`` as JSON rows ``{label, first_step, last_step, median_snr, slope}``."""
+    """A ``PhaseTable`` as the summary's rows ``{label, first_step, last_step, median_snr, slope,
+    first_step_low, first_step_high}`` (the last two: the 95 % interval of ``first_step``, docs/phases.md).
+
+    The one serialisation of a phase is :meth:`PhaseTable.to_dict`; the summary only names the median
+    after the signal it is the median of (the whole-net SNR). HTML and the command line read these rows.
+    """
     if phases is None:
         return None
+    keys = ("label", "first_step", "last_step")
     return [
-        {
-            "label": str(p.label),
-            "first_step": int(p.first_step),
-            "last_step": int(p.last_step),
-            "median_snr": _number(p.median),
-            "slope": _number(getattr(p, "slope", None)),
-        }
-        for p in getattr(phases, "phases", phases)
+        {key: row[key] for key in keys}
+        | {"median_snr": row["median"], "slope": row["slope"]}
+        | {key: row.get(key) for key in ("first_step_low", "first_step_high")}
+        for row in phases.to_dict()["phases"]
     ]
 
 
@@ -145,6 +131,7 @@ def run_summary(
     phases: Any,
     phases_note: str | None,
     steps_to_error: Mapping[float, int | None],
+    layer_phases: Mapping[Any, Any] | None = None,
 ) -> dict:
     """The ``runs[]`` entry of one run.
 
@@ -177,90 +164,14 @@ def run_summary(
         "steps": {"first": min(first) if first else None, "last": max(steps) if steps else None},
         "phases": phase_rows(phases),
         "phases_note": phases_note,
+        "phases_verdict": getattr(phases, "verdict", None),
+        "layer_phases": None
+        if not layer_phases
+        else [
+            {"layer": str(getattr(t, "name", k)), "phases": phase_rows(t), "verdict": t.verdict} for k, t in layer_phases.items()
+        ],
         "final": final,
         "steps_to_error": [{"threshold": float(t), "step": None if s is None else int(s)} for t, s in steps_to_error.items()],
-    }
-
-
-def _speedup_text(run: str, reference: str, threshold: float, run_steps, reference_steps) -> str:
-    what = f"{threshold_name(threshold)} test error"
-    if run_steps is None and reference_steps is None:
-        return f"neither {run} nor {reference} reaches {what}"
-    if run_steps is None:
-        return f"{run} never reaches {what}; {reference} does at step {reference_steps:,}"
-    if reference_steps is None:
-        return f"{run} reaches {what} at step {run_steps:,}; {reference} never does"
-    if run_steps == 0 or reference_steps == 0:
-        return f"{run} reaches {what} at step {run_steps:,}, {reference} at step {reference_steps:,}"
-    ratio = reference_steps / run_steps
-    if round(ratio, 1) == 1.0:
-        return f"{run} reaches {what} about as soon as {reference} ({run_steps:,} vs {reference_steps:,} steps)"
-    how = f"{ratio:.1f}× sooner" if ratio >= 1 else f"{1 / ratio:.1f}× later"
-    return f"{run} reaches {what} {how} than {reference} ({run_steps:,} vs {reference_steps:,} steps)"
-
-
-def comparison(runs: Sequence[Mapping[str, Any]], thresholds: Sequence[float]) -> dict:
-    """Ratios between runs: every run against the first (the reference), per threshold and per phase.
-
-    ``speedup = reference_steps / run_steps`` (> 1: the run is sooner). Per phase (matched by label):
-    ``onset_ratio = reference first_step / run first_step`` (> 1: the run enters the phase sooner) and
-    ``median_snr_ratio = run median SNR / reference median SNR``.
-    """
-    reference = runs[0]
-    ref_label = reference["label"]
-    steps = {r["label"]: {e["threshold"]: e["step"] for e in r["steps_to_error"]} for r in runs}
-    table = []
-    for t in thresholds:
-        per_run = {label: steps[label].get(float(t)) for label in steps}
-        reached = {k: v for k, v in per_run.items() if v is not None}
-        table.append({"threshold": float(t), "steps": per_run, "fastest": min(reached, key=reached.get) if reached else None})
-    speedups, phase_differences = [], []
-    ref_phases = {p["label"]: p for p in reference["phases"] or []}
-    for run in runs[1:]:
-        label = run["label"]
-        for t in thresholds:
-            a, b = steps[label].get(float(t)), steps[ref_label].get(float(t))
-            ratio = b / a if a and b else None
-            speedups.append(
-                {
-                    "threshold": float(t),
-                    "run": label,
-                    "reference": ref_label,
-                    "run_steps": a,
-                    "reference_steps": b,
-                    "speedup": _number(ratio),
-                    "text": _speedup_text(label, ref_label, float(t), a, b),
-                }
-            )
-        for phase in run["phases"] or []:
-            ref = ref_phases.get(phase["label"])
-            if ref is None:
-                continue
-            onset = ref["first_step"] / phase["first_step"] if phase["first_step"] > 0 and ref["first_step"] > 0 else None
-            median_ratio = (
-                phase["median_snr"] / ref["median_snr"] if phase["median_snr"] is not None and ref["median_snr"] else None
-            )
-            phase_differences.append(
-                {
-                    "phase": phase["label"],
-                    "run": label,
-                    "reference": ref_label,
-                    "run_first_step": phase["first_step"],
-                    "reference_first_step": ref["first_step"],
-                    "onset_ratio": _number(onset),
-                    "run_duration": phase["last_step"] - phase["first_step"],
-                    "reference_duration": ref["last_step"] - ref["first_step"],
-                    "run_median_snr": phase["median_snr"],
-                    "reference_median_snr": ref["median_snr"],
-                    "median_snr_ratio": _number(median_ratio),
-                }
-            )
-    return {
-        "reference": ref_label,
-        "thresholds": [float(t) for t in thresholds],
-        "steps_to_error": table,
-        "speedups": speedups,
-        "phase_differences": phase_differences,
     }
 
 

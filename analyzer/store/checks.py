@@ -93,7 +93,7 @@ def check_root_attrs(attrs: dict) -> list[Finding]:
     n_batches = attrs.get("n_batches")
     if "n_batches" not in attrs:
         out.append(Finding("store", "n_batches", WARNING, "no 'n_batches' attribute"))
-    elif not _is_int(n_batches) or n_batches < 1:
+    elif not isinstance(n_batches, int) or isinstance(n_batches, bool) or n_batches < 1:
         out.append(Finding("store", "n_batches", DAMAGED, f"n_batches {short(n_batches)} is not a positive int"))
     elif n_batches == 1:
         out.append(Finding("store", "n_batches", WARNING, "one batch: every variance is 0 and SNR is infinite"))

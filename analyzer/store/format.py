@@ -17,23 +17,35 @@ __all__ = [
     "CHUNK_MAX_BYTES",
     "DIGESTS_MAX_BYTES",
     "DIGESTS_NAME",
+    "FORMAT_MINOR",
     "FORMAT_VERSION",
     "GROUPS",
     "JSON_MAX_DEPTH",
     "KNOWN_FORMATS",
+    "KNOWN_MINORS",
     "METADATA_MAX_BYTES",
+    "PREALLOCATED_ROWS",
+    "RUN_DESCRIPTION",
     "STATUS_VALUES",
+    "STRING",
     "GroupSpec",
     "activation_dim",
     "check_format_version",
     "chunk_shape",
     "compressors",
     "fill_value",
+    "name_coordinates",
     "step_chunk",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # the major version: a reader refuses majors it does not know
+#: Format 1.1 (root attribute ``pinnlog_format_minor = 1``) adds the name coordinates ``tensor`` and
+#: ``layer_name`` to ``gradient_stats``; 1.0 stores (no minor attribute) lack them and still open.
+FORMAT_MINOR = 1
 KNOWN_FORMATS = (1,)
+KNOWN_MINORS = (0, 1)
+#: The variables of format 1.1 that hold names (Zarr v3 ``string``, vlen-utf8): coordinates only.
+STRING = "string"
 STATUS_VALUES = ("recording", "complete", "interrupted")
 
 #: The checksum codec every chunk of a store carries since format 1.2 (root attribute ``checksums``):
@@ -53,6 +65,30 @@ DIGESTS_MAX_BYTES = 256 * 2**20
 METADATA_MAX_BYTES = 4 * 2**20
 JSON_MAX_DEPTH = 64
 CHUNK_MAX_BYTES = 2**28
+#: Rows every growing array is created with (2**24 = 16.8 M steps of scalars). The writer fills them and
+#: only ``close`` trims them to ``n_committed``, so a killed store has one size per dimension in every
+#: group; absent chunks cost nothing (zarr does not write a chunk that is all fill value).
+PREALLOCATED_ROWS = 2**24
+
+#: The root attributes that describe a run, in the order ``pinnlog info`` and ``summary.json`` show them.
+RUN_DESCRIPTION = (
+    "status",
+    "created",
+    "pinnlog_format",
+    "pinnlog_version",
+    "torch_version",
+    "device",
+    "model",
+    "optimizer",
+    "n_batches",
+    "schedule",
+    "raw_schedule",
+    "residual_schedule",
+    "probe_schedule",
+    "shared_loss",
+    "config",
+    "imported_from",
+)
 
 #: Codecs a format-1 store may use. Anything else (pickle/object codecs above all) is refused.
 ALLOWED_CODECS = frozenset({"bytes", "blosc", "zstd", "gzip", "crc32c", "transpose", "sharding_indexed", "vlen-utf8"})
@@ -73,6 +109,7 @@ class GroupSpec:
     variables: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
     optional: tuple[str, ...] = ()
     dynamic: bool = False
+    coords: tuple[str, ...] = ()  # variables that are name coordinates (format 1.1)
 
 
 GROUPS: dict[str, GroupSpec] = {
@@ -100,8 +137,11 @@ GROUPS: dict[str, GroupSpec] = {
                 "numel": (("tensor",), "int64"),
                 "layer": (("tensor",), "int32"),
                 "is_bias": (("tensor",), "bool"),
+                "tensor": (("tensor",), STRING),  # 1.1: each tensor's name (layout[i].name)
+                "layer_name": (("tensor",), STRING),  # 1.1: the name of the layer owning it (layers[j].name)
             },
-            optional=("sum_m_hat2", "sum_adam_denom2"),
+            optional=("sum_m_hat2", "sum_adam_denom2", "tensor", "layer_name"),
+            coords=("tensor", "layer_name"),
         ),
         GroupSpec(
             "batch_gradients",
@@ -198,12 +238,34 @@ def chunk_shape(group: str, shape: tuple[int, ...], itemsize: int) -> tuple[int,
     return (step_chunk(row_bytes),) + tuple(shape[1:])
 
 
-def check_format_version(fmt, path) -> None:
-    """Raise the one-line error for a ``pinnlog_format`` attribute this version cannot read."""
+def name_coordinates(layout, layers=None) -> dict[str, list[str]] | None:
+    """The ``tensor`` and ``layer_name`` coordinates of ``gradient_stats`` from the ``layout`` (and ``layers``) attributes.
+
+    None when ``layout`` is not a list of named tensors (a hand-made or damaged store).
+    """
+    if not isinstance(layout, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in layout):
+        return None
+    names = {}
+    for layer in layers if isinstance(layers, list) else []:
+        if isinstance(layer, dict) and isinstance(layer.get("index"), int) and isinstance(layer.get("name"), str):
+            names[layer["index"]] = layer["name"]
+    return {
+        "tensor": [t["name"] for t in layout],
+        "layer_name": [names.get(t.get("layer"), f"layer_{t.get('layer')}") for t in layout],
+    }
+
+
+def check_format_version(fmt, path, minor=None) -> None:
+    """Raise the one-line error for a ``pinnlog_format`` (and ``pinnlog_format_minor``) this version cannot read."""
     if fmt is None:
         raise NotAStoreError(f"{path} is a Zarr store but not a pinnlog run (no 'pinnlog_format' attribute)")
     if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt not in KNOWN_FORMATS:
         raise UnknownFormatError(
             f"{path} has pinnlog_format={short(fmt)}, which this pinnlog does not know (it reads {list(KNOWN_FORMATS)}); "
             "upgrade pinnlog"
+        )
+    if minor is not None and (isinstance(minor, bool) or not isinstance(minor, int) or minor not in KNOWN_MINORS):
+        raise UnknownFormatError(
+            f"{path} has pinnlog_format_minor={short(minor)}, which this pinnlog does not know "
+            f"(it reads 1.{', 1.'.join(map(str, KNOWN_MINORS))}); upgrade pinnlog"
         )

@@ -406,9 +406,12 @@ class GuardedArray:
     the run should instead fail with our error naming the store, the array and ``pinnlog verify``.
     """
 
-    def __init__(self, array, path, where: str):
+    def __init__(self, array, path, where: str, rows: int | None = None):
         self.array, self.path, self.where = array, str(path), where
-        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+        # ``rows``: the committed prefix only. A store being written is pre-allocated far beyond it,
+        # and a dask graph over the whole capacity would have millions of chunks.
+        shape = array.shape if rows is None else (min(rows, array.shape[0]), *array.shape[1:])
+        self.shape, self.dtype, self.ndim = tuple(shape), array.dtype, array.ndim
 
     def __getitem__(self, key):
         return guarded(self.path, self.where, self.array.__getitem__, key)
@@ -416,16 +419,16 @@ class GuardedArray:
     def __dask_tokenize__(self):
         from dask.base import tokenize
 
-        return ("pinnlog-guarded", tokenize(self.array), self.where)
+        return ("pinnlog-guarded", tokenize(self.array), self.where, self.shape)
 
 
-def guarded_dask_array(array, chunks, path, where: str):
-    """``dask.array.from_zarr(array, chunks)`` whose chunk reads raise ``CorruptStoreError`` on damage."""
+def guarded_dask_array(array, chunks, path, where: str, rows: int | None = None):
+    """``dask.array.from_zarr(array, chunks)`` (its first ``rows`` only) whose chunk reads raise ``CorruptStoreError`` on damage."""
     import dask.array as da
     import numpy as np
     from dask.base import tokenize
 
-    wrapped = GuardedArray(array, path, where)
+    wrapped = GuardedArray(array, path, where, rows)
     return da.from_array(
         wrapped,
         chunks=chunks,

@@ -36,9 +36,9 @@ class Location:
 
 def locate(path: str | os.PathLike | Any) -> Location:
     """Classify ``path``: a ``file://`` URL is the local directory it names."""
-    import zarr
+    from zarr.abc.store import Store
 
-    if isinstance(path, zarr.abc.store.Store):
+    if isinstance(path, Store):
         return Location(repr(path), store=path)
     if isinstance(path, str) and "://" in path:
         parsed = urlparse(path)

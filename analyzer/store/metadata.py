@@ -90,8 +90,8 @@ def read_root(store, path) -> dict:
         raise NotAStoreError(f"{path} is not a readable Zarr v3 group ({exc}); pass a pinnlog run store") from exc
     if root.get("zarr_format") != 3 or root.get("node_type") != "group":
         raise NotAStoreError(f"{path} is not a Zarr v3 group; pass a directory written by pinnlog")
-    attrs = root.get("attributes") if isinstance(root.get("attributes"), dict) else {}
-    check_format_version(attrs.get("pinnlog_format"), path)
+    attrs = root["attributes"] if isinstance(root.get("attributes"), dict) else {}
+    check_format_version(attrs.get("pinnlog_format"), path, attrs.get("pinnlog_format_minor"))
     return root
 
 

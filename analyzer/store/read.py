@@ -25,7 +25,7 @@ from pinnlog.analyzer.errors import (
     PinnlogError,
     StoreNotFoundError,
 )
-from pinnlog.analyzer.store.format import GROUPS, check_format_version
+from pinnlog.analyzer.store.format import GROUPS, STRING, check_format_version, name_coordinates
 from pinnlog.analyzer.store.guards import disallowed_codecs, guarded, guarded_dask_array
 from pinnlog.analyzer.store.location import open_for_reading
 
@@ -96,7 +96,7 @@ def _check_static(ds: xr.Dataset, attrs: dict, path) -> None:
 def read_root_attrs(root: zarr.Group, path: str | os.PathLike) -> dict[str, Any]:
     """Root attributes after checking ``pinnlog_format``."""
     attrs = dict(root.attrs)
-    check_format_version(attrs.get("pinnlog_format"), path)
+    check_format_version(attrs.get("pinnlog_format"), path, attrs.get("pinnlog_format_minor"))
     return attrs
 
 
@@ -148,10 +148,11 @@ def open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset:
         dims = arr.metadata.dimension_names
         if dims is None or len(dims) != arr.ndim or any(d is None for d in dims):
             raise CorruptStoreError(f"{path}: array {name}/{var} has no dimension_names; it was not written by pinnlog")
-        if arr.dtype.kind not in "biuf":
+        expected = GROUPS[name].variables.get(var)
+        is_name = expected is not None and expected[1] == STRING  # a 1.1 name coordinate
+        if arr.dtype.kind not in "biuf" and not (is_name and arr.dtype.kind in "TU"):
             raise CorruptStoreError(f"{path}: array {name}/{var} has dtype {arr.dtype}, not allowed in format 1")
         _check_codecs(arr, path, f"{name}/{var}", root_attrs, dims[0] == axis)
-        expected = GROUPS[name].variables.get(var)
         if expected and tuple(dims) != expected[0]:
             raise CorruptStoreError(
                 f"{path}: {name}/{var} has dims {list(dims)[:4]}, format 1 says {list(expected[0])}; "
@@ -162,18 +163,21 @@ def open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset:
             raise CorruptStoreError(
                 f"{path}: {name}/{var} holds {arr.shape[0]} rows but n_committed={n}; run `pinnlog verify --repair`"
             )
-        if not growing or var == "step":
+        if is_name and not growing:
+            data = np.array(arr[...].tolist(), dtype=str)  # a handful of names: plain numpy strings
+        elif not growing or var == "step":
             # Static arrays (numel, layer, is_bias per tensor) and the step coordinate are tiny and
             # needed to shape every result, so they are read now rather than on every compute.
             data = arr[:n] if growing else arr[...]
         else:
             native = getattr(arr, "shards", None) or arr.chunks  # whole shards: one read per task
             wanted = tuple(chunks.get("step" if d == axis else d, c) for d, c in zip(dims, native)) if chunks else native
-            data = guarded_dask_array(arr, wanted, path, f"{name}/{var}")[:n]  # a bad chunk: CorruptStoreError
+            data = guarded_dask_array(arr, wanted, path, f"{name}/{var}", rows=n)  # a bad chunk: CorruptStoreError
         data_vars[var] = xr.Variable(dims, data, attrs=dict(arr.attrs))
     attrs = dict(group.attrs)
     attrs["n_committed"] = n
     ds = xr.Dataset(data_vars, attrs=attrs)
+    ds = ds.set_coords([c for c in GROUPS[name].coords if c in ds.variables])
     if "step" in ds and ds["step"].dims == (axis,):
         ds = ds.set_coords("step")
         if axis != "step":
@@ -232,13 +236,23 @@ def open_run(
     children = {name: guarded(path, f"group {name!r}", open_group_dataset, root, name, path, chunks) for name in sizes}
     if "gradient_stats" in children:
         _check_static(children["gradient_stats"], attrs, path)
-    for ds in children.values():
+    for name, ds in children.items():
         for key in ("layers", "layout"):
             if key in attrs:
                 ds.attrs[key] = attrs[key]
+        children[name] = _with_name_coordinates(ds, name, attrs)
     tree = xr.DataTree(dataset=xr.Dataset(attrs=attrs), children={k: xr.DataTree(v) for k, v in children.items()})
     tree.attrs["source"] = str(path) if isinstance(path, (str, os.PathLike)) else repr(path)
     return tree
+
+
+def _with_name_coordinates(ds: xr.Dataset, name: str, attrs: dict) -> xr.Dataset:
+    """A format-1.0 group gets the name coordinates a 1.1 store holds, built from the ``layout`` attribute."""
+    missing = [c for c in GROUPS[name].coords if c not in ds.coords]
+    coords = name_coordinates(attrs.get("layout"), attrs.get("layers")) if missing else None
+    if coords is None or not all(len(coords[c]) == ds.sizes.get(GROUPS[name].variables[c][0][0], -1) for c in missing):
+        return ds
+    return ds.assign_coords({c: (GROUPS[name].variables[c][0], np.asarray(coords[c], dtype=str)) for c in missing})
 
 
 def require_group(run: xr.DataTree, name: str, variable: str | None = None) -> xr.Dataset:

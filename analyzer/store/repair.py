@@ -11,17 +11,43 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 
-from pinnlog.analyzer.errors import CorruptStoreError, short
+from pinnlog.analyzer.errors import CorruptStoreError, ReadOnlyStoreError, short
 from pinnlog.analyzer.store.format import GROUPS
 from pinnlog.analyzer.store.guards import SafeLocalStore, disallowed_codecs, unsafe_entries
 from pinnlog.analyzer.store.location import open_writable
 from pinnlog.analyzer.store.metadata import is_stub, list_children, partial_files, read_json, read_root, sync
 from pinnlog.analyzer.store.verify import VerifyReport, verify_run
+from pinnlog.analyzer.store.write import set_rows
 
-__all__ = ["RepairReport", "repair_run"]
+__all__ = ["ReadOnlyStoreError", "RepairReport", "repair_run"]
+
+
+def _check_writable(path: str | os.PathLike) -> None:
+    """Create and remove a file in the store and in each group folder, and open the metadata for writing.
+
+    Repair must not start on a store it cannot finish: a read-only store stays exactly as it was.
+    """
+    root = os.fspath(path)
+    folders = [root] + [
+        os.path.join(root, n) for n in sorted(os.listdir(root)) if n in GROUPS and os.path.isdir(os.path.join(root, n))
+    ]
+    try:
+        for folder in folders:
+            fd, probe = tempfile.mkstemp(prefix=".pinnlog-write-test-", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+            meta = os.path.join(folder, "zarr.json")
+            if os.path.isfile(meta):
+                os.close(os.open(meta, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)))
+    except OSError as exc:
+        raise ReadOnlyStoreError(
+            f"{path} cannot be written ({exc.strerror or type(exc).__name__}); nothing was repaired: "
+            "repair a writable copy, or run as a user who may write the store"
+        ) from exc
 
 
 @dataclass
@@ -38,6 +64,27 @@ def _remove_stub(store, prefix: str) -> str:
     if isinstance(store, SafeLocalStore):  # delete_dir removes files; the empty folders go too
         shutil.rmtree(os.path.join(str(store.root), prefix), ignore_errors=True)
     return f"removed {prefix}/, a node whose creation was interrupted (it held no committed row)"
+
+
+def _remove_chunks_beyond(store, prefix: str, arr, n: int) -> int:
+    """Delete the stored chunks of ``arr`` whose rows all lie at or past ``n`` (written, never committed).
+
+    Only the keys that exist are visited: a pre-allocated array's chunk grid is mostly empty.
+    """
+    rows_per_chunk = arr.metadata.chunk_grid.chunk_shape[0]
+    first_gone = -(-n // rows_per_chunk)  # the first chunk index wholly past the committed rows
+
+    async def keys():
+        return [key async for key in store.list_prefix(prefix + "/")]
+
+    removed = 0
+    for key in sync(keys()):
+        rel = key[len(prefix) + 1 :]
+        parts = rel.split("/")
+        if len(parts) >= 2 and parts[0] == "c" and parts[1].isdigit() and int(parts[1]) >= first_gone:
+            sync(store.delete(key))
+            removed += 1
+    return removed
 
 
 def repair_run(path: str | os.PathLike) -> RepairReport:
@@ -58,6 +105,8 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
 
     store, loc = open_writable(path)
     root_doc = read_root(store, path)
+    if loc.local is not None:
+        _check_writable(loc.local)
     if loc.local is not None and unsafe_entries(loc.local):
         raise CorruptStoreError(
             f"{path} holds links leaving the store or pipes (or links inside it); `pinnlog verify {path}` lists them; repair refuses it"
@@ -113,8 +162,10 @@ def _repair(store, loc, root_doc: dict, path) -> list[str]:
                 continue
             if dims[0] == GROUPS[name].axis and isinstance(shape[0], int) and shape[0] > n:
                 arr = zarr.open_array(store=store, path=f"{name}/{var}", mode="r+", zarr_format=3)
-                arr.resize((n, *arr.shape[1:]))
-                actions.append(f"{name}/{var}: capacity {shape[0]} -> {n} rows")
+                set_rows(arr, n)
+                removed = _remove_chunks_beyond(store, f"{name}/{var}", arr, n)
+                extra = f", {removed} uncommitted chunk(s) removed" if removed else ""
+                actions.append(f"{name}/{var}: capacity {shape[0]} -> {n} rows{extra}")
     attrs = root_doc["attributes"]
     root = zarr.open_group(store=store, mode="r+", zarr_format=3, use_consolidated=False)
     if attrs.get("status") not in ("complete", "interrupted"):

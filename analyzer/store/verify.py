@@ -33,7 +33,7 @@ from pinnlog.analyzer.store.checks import (
     static_findings,
     tensor_sums,
 )
-from pinnlog.analyzer.store.format import CHECKSUM_CODEC, CHUNK_MAX_BYTES, GROUPS, activation_dim
+from pinnlog.analyzer.store.format import CHECKSUM_CODEC, CHUNK_MAX_BYTES, GROUPS, STRING, activation_dim
 from pinnlog.analyzer.store.guards import disallowed_codecs, unsafe_entries
 from pinnlog.analyzer.store.location import open_for_reading
 from pinnlog.analyzer.store.metadata import is_stub, list_children, partial_files, read_json, read_root, sync
@@ -114,7 +114,8 @@ def _check_array_metadata(
     if not isinstance(dims, list) or len(dims) != len(shape) or not all(isinstance(d, str) for d in dims):
         out.append(Finding(where, "dims", DAMAGED, f"dimension_names {short(dims)} do not name its {len(shape)} dims"))
         return False, False
-    if not _numeric(dtype):
+    expected = _expected(group, var)
+    if not _numeric(dtype) and not (expected is not None and expected[1] == STRING == dtype):
         out.append(Finding(where, "dtype", DAMAGED, f"dtype {short(dtype)} is not numeric (never decoded)"))
         return False, False
     conforms = True

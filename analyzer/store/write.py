@@ -25,16 +25,19 @@ from pinnlog.analyzer.errors import RecorderError, WriterError
 from pinnlog.analyzer.store.format import (
     CHECKSUM_CODEC,
     DIGESTS_NAME,
+    FORMAT_MINOR,
     FORMAT_VERSION,
     GROUPS,
+    PREALLOCATED_ROWS,
     chunk_shape,
     compressors,
     fill_value,
+    name_coordinates,
 )
 from pinnlog.analyzer.store.location import open_for_writing
 from pinnlog.analyzer.store.metadata import jsonable
 
-__all__ = ["DigestingLocalStore", "RunStore", "RunWriter"]
+__all__ = ["DigestingLocalStore", "RunStore", "RunWriter", "set_rows"]
 
 
 class DigestingLocalStore(zarr.storage.LocalStore):
@@ -66,6 +69,18 @@ class DigestingLocalStore(zarr.storage.LocalStore):
             del self.digests[key]
 
 
+def set_rows(array: zarr.Array, rows: int) -> None:
+    """Set the length of ``array``'s first axis by rewriting its metadata only.
+
+    zarr's own ``resize`` also deletes the chunks outside the new shape, which means visiting every
+    chunk of the old grid: millions for a pre-allocated group of one-row chunks. Chunks past the
+    committed rows are absent anyway (or, after a kill, uncommitted; ``repair`` removes those).
+    """
+    from zarr.core.sync import sync
+
+    sync(array.async_array.resize((rows, *array.shape[1:]), delete_outside_chunks=False))
+
+
 class RunWriter:
     """A format-1 run being written.
 
@@ -93,12 +108,14 @@ class RunWriter:
         }
         root_attrs.update(jsonable(dict(attrs or {})))
         root_attrs["pinnlog_format"] = FORMAT_VERSION
+        root_attrs["pinnlog_format_minor"] = FORMAT_MINOR
         root_attrs["status"] = "recording"
         root_attrs["checksums"] = CHECKSUM_CODEC  # format 1.2: every chunk carries a crc32c
         self.root.attrs.update(root_attrs)
         self._groups: dict[str, zarr.Group] = {}
         self._committed: dict[str, int] = {}
         self._capacity: dict[str, int] = {}
+        self._variable_attrs: dict[tuple[str, str], dict[str, str]] = {}
 
     # -- groups ------------------------------------------------------------------------------------
     def n_committed(self, group: str) -> int:
@@ -113,6 +130,10 @@ class RunWriter:
             self._groups[name] = group
             self._committed[name] = 0
             self._capacity[name] = 0
+            if GROUPS[name].coords:  # format 1.1: the names, so that plain xarray can .sel(tensor="layers.0.weight")
+                coords = name_coordinates(self.root.attrs.get("layout"), self.root.attrs.get("layers"))
+                if coords is not None:
+                    self.set_static(name, {c: np.array(coords[c], dtype=str) for c in GROUPS[name].coords})
         return self._groups[name]
 
     def _dims(self, group: str, var: str, ndim: int, dims: Mapping[str, tuple[str, ...]] | None):
@@ -135,7 +156,7 @@ class RunWriter:
         full_dims = self._dims(group, var, sample.ndim + 1, dims)
         if len(full_dims) != sample.ndim + 1:
             raise RecorderError(f"{group}/{var}: dims {full_dims} do not match data of {sample.ndim + 1} dims")
-        capacity = self._capacity[group] or self._chunks(group, (1,) + sample.shape, sample.dtype.itemsize)[0]
+        capacity = self._capacity[group] or PREALLOCATED_ROWS
         shape = (capacity,) + sample.shape
         fill = fill_value(sample.dtype)
         arr = g.create_array(
@@ -147,6 +168,8 @@ class RunWriter:
             compressors=compressors(),
             dimension_names=full_dims,
         )
+        if (group, var) in self._variable_attrs:
+            arr.attrs.update(self._variable_attrs[(group, var)])
         self._capacity[group] = capacity
         return arr
 
@@ -180,8 +203,20 @@ class RunWriter:
                     f"(rows up to {self._committed.get(group, 0)} of {group!r} are committed)"
                 )
 
+    def describe(self, group: str, var: str, **attrs: str) -> None:
+        """Attributes of variable ``group/var`` (``long_name``, ``units``): set now, or when it is created."""
+        attrs = {k: str(v) for k, v in attrs.items() if v is not None}
+        self._variable_attrs.setdefault((group, var), {}).update(attrs)
+        g = self._group(group)
+        if var in g:
+            g[var].attrs.update(attrs)
+
     def _grow(self, group: str, needed: int) -> None:
-        """Resize the group's growing arrays (metadata only) to at least ``needed`` rows."""
+        """Resize the group's growing arrays (metadata only) to at least ``needed`` rows.
+
+        Only a run of more than ``PREALLOCATED_ROWS`` rows in one group gets here; a kill between two
+        of these resizes leaves capacities that differ (``pinnlog verify --repair`` evens them).
+        """
         cap = self._capacity[group]
         if needed <= cap:
             return
@@ -190,7 +225,7 @@ class RunWriter:
         for _, arr in self._groups[group].arrays():
             dims = arr.metadata.dimension_names or ()
             if dims and dims[0] == axis:
-                arr.resize((new_cap,) + arr.shape[1:])
+                set_rows(arr, new_cap)
         self._capacity[group] = new_cap
 
     def set_static(self, group: str, values: Mapping[str, np.ndarray], dims: Mapping[str, tuple[str, ...]] | None = None):
@@ -202,8 +237,8 @@ class RunWriter:
             arr = g.create_array(
                 var,
                 shape=value.shape,
-                dtype=value.dtype,
-                fill_value=fill_value(value.dtype),
+                dtype=str if value.dtype.kind in "UT" else value.dtype,  # names: Zarr v3 string (vlen-utf8)
+                fill_value=None if value.dtype.kind in "UT" else fill_value(value.dtype),
                 compressors=compressors(),
                 dimension_names=var_dims,
                 overwrite=True,
@@ -225,9 +260,10 @@ class RunWriter:
         (n,) = n
         self._group(group)
         if not self._capacity[group]:
-            # Start from the smallest first-axis chunk among the variables: a group of huge rows (K x P
-            # batch gradients, big activations) must not pre-allocate thousands of them for its `step`.
-            self._capacity[group] = min(self._chunks(group, (1,) + v.shape[1:], v.dtype.itemsize)[0] for v in rows.values())
+            # Every array of a group is created with the same capacity and never grows while recording,
+            # so a kill at any instant leaves one size per dimension (plain xarray opens the group). The
+            # capacity costs metadata only: zarr writes no chunk that holds nothing but the fill value.
+            self._capacity[group] = PREALLOCATED_ROWS
         start = self._committed[group]
         for var, value in rows.items():
             self._ensure_array(group, var, value[0], dims)
@@ -262,7 +298,7 @@ class RunWriter:
             for _, arr in g.arrays():
                 dims = arr.metadata.dimension_names or ()
                 if dims and dims[0] == axis and arr.shape[0] != n:
-                    arr.resize((n,) + arr.shape[1:])
+                    set_rows(arr, n)
             self._capacity[name] = n
         # What was recorded, for verify: a group deleted or emptied later is damage, not "never recorded".
         self.root.attrs["committed"] = dict(self._committed)

@@ -10,6 +10,7 @@ initial condition in our runs (docs/reproduction.md). Reference: Fourier pseudo-
 
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache
 
 import numpy as np
@@ -19,7 +20,7 @@ from torch import nn
 from benchmarks.pinns.reference.allen_cahn import paper_initial_condition, solve_allen_cahn
 from benchmarks.pinns.trainer import PINNProblem, gradient
 
-__all__ = ["AllenCahn", "reference_solution"]
+__all__ = ["AllenCahn", "PaperBatches", "TanhMLP", "reference_solution"]
 
 
 @lru_cache(maxsize=2)
@@ -69,3 +70,76 @@ class AllenCahn(PINNProblem):
 
     def describe(self) -> dict:
         return {"pde": self.name, "eps": self.eps, "reaction": self.reaction}
+
+
+class PaperBatches:
+    """The paper's recording set-up of this problem (Appendix B.1): K fixed collocation batches whose
+    residual losses are the batch losses, and an initial-condition loss shared by every batch.
+
+    The recorder benchmarks use it at the paper's size (K = 100 batches of 256, 512 initial points); the
+    recorder's tests at a tiny one. Points are ``(x, t)``, like :class:`AllenCahn`, whose residual it uses.
+    """
+
+    def __init__(self, n_batches: int = 100, batch_size: int = 256, n_ic: int = 512, seed: int = 0, device="cpu"):
+        g = torch.Generator().manual_seed(seed)
+        n = n_batches * batch_size
+        t = torch.rand(n, 1, generator=g)
+        x = torch.rand(n, 1, generator=g) * 2 - 1
+        self.n_batches, self.batch_size = n_batches, batch_size
+        self.pde = AllenCahn()
+        self.points = torch.cat([x, t], dim=1).to(device)
+        x0 = torch.linspace(-1, 1, n_ic).unsqueeze(1)
+        self.ic_points = torch.cat([x0, torch.zeros_like(x0)], dim=1).to(device)
+        self.ic_values = (x0**2 * torch.cos(torch.pi * x0)).squeeze(1).to(device)
+
+    def to(self, device) -> PaperBatches:
+        for name in ("points", "ic_points", "ic_values"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+    def batch(self, b: int) -> torch.Tensor:
+        return self.points[b * self.batch_size : (b + 1) * self.batch_size]
+
+    def residual_at(self, model: nn.Module, points: torch.Tensor) -> torch.Tensor:
+        return self.pde.residual(model, points.clone().requires_grad_(True))[:, 0]
+
+    def ic_loss(self, model: nn.Module) -> torch.Tensor:
+        return ((model(self.ic_points).squeeze(-1) - self.ic_values) ** 2).mean()
+
+    def residual_loss(self, model: nn.Module, b: int) -> torch.Tensor:
+        return (self.residual_at(model, self.batch(b)) ** 2).mean()
+
+    def batch_loss(self, model: nn.Module, b: int) -> torch.Tensor:
+        """The paper's batch loss: the batch's residual loss plus the whole initial-condition loss."""
+        return self.residual_loss(model, b) + self.ic_loss(model)
+
+    def full_loss(self, model: nn.Module) -> torch.Tensor:
+        return (self.residual_at(model, self.points) ** 2).mean() + self.ic_loss(model)
+
+    def residuals(self, model: nn.Module) -> torch.Tensor:
+        return self.residual_at(model, self.points).detach()
+
+    def train_step(self, model: nn.Module, optimizer) -> torch.Tensor:
+        """One plain optimizer step on the full loss (no recorder); returns the loss."""
+        optimizer.zero_grad()
+        loss = self.full_loss(model)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+
+class TanhMLP(nn.Module):
+    """The paper's network shape as the recorder benchmarks and tests use it: ``nn.Linear`` layers with
+    ``torch.tanh`` applied inside ``forward`` (not an ``nn.Module``), optionally dropout after each."""
+
+    def __init__(self, widths=(2, 128, 128, 128, 128, 128, 128, 1), dropout: float = 0.0):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
+        self.dropout = nn.Dropout(dropout) if dropout else None
+
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            x = torch.tanh(layer(x))
+            if self.dropout is not None:
+                x = self.dropout(x)
+        return self.layers[-1](x)

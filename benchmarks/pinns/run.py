@@ -38,6 +38,7 @@ Benchmark = Enum("Benchmark", {name: name for name in PROBLEMS}, type=str)
 class ConfigName(StrEnum):
     paper = "paper"
     cpu_small = "cpu-small"
+    cpu_helmholtz = "cpu-helmholtz"
 
 
 console = Console(stderr=True)
@@ -54,7 +55,8 @@ def main(
     ] = None,
     device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, ...")] = "cpu",
     config: Annotated[
-        ConfigName, typer.Option(help="paper: the full set-up (GPU); cpu-small: minutes on a laptop.")
+        ConfigName,
+        typer.Option(help="paper: the full set-up (GPU); cpu-small: minutes on a laptop; cpu-helmholtz: the sample pair."),
     ] = ConfigName.cpu_small,
     seed: Annotated[int, typer.Option(help="Seed of the collocation points and the initial weights.")] = 0,
     reynolds: Annotated[
@@ -72,7 +74,7 @@ def main(
     """
     name = benchmark.value
     try:
-        problem = make_problem(name, reynolds=reynolds)
+        problem = make_problem(name, config.value, reynolds=reynolds)
         cfg = make_config(name, config.value, steps=steps)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

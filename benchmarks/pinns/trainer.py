@@ -116,6 +116,7 @@ class PINNProblem(ABC):
 class TrainingConfig:
     """Everything that defines a training run besides the problem, the RBA switch and the seed."""
 
+    config_name: str = "custom"  # the name ``make_config`` knows it by (``--config``), stored with the run
     hidden: tuple[int, ...] = (128,) * 6
     n_collocation: int = 25_600
     n_batches: int = 100

@@ -195,6 +195,6 @@ class GradientMoments(Capture):
             "sum_rms2": (result.sum_mu2 + result.sum_sigma2)[None],
         }
         rows = [Rows("gradient_stats", stats, finite=("sum_mu2", "sum_sigma2", "sum_rms2"))]
-        if raw:
+        if raw and result.raw is not None:
             rows.append(Rows("batch_gradients", {"step": [step], "batch_gradients": result.raw[None]}))
         return rows

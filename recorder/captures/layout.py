@@ -47,7 +47,9 @@ def _width(module: nn.Module) -> int | None:
 def build_layout(model: nn.Module) -> Layout:
     """Number the modules that own trainable parameters (``layer_0``, ...) and place each tensor on P."""
     seen: set[int] = set()
-    params, tensors, layers = [], [], []
+    params: list[torch.Tensor] = []
+    tensors: list[dict] = []
+    layers: list[dict] = []
     offset = 0
     for module_name, module in model.named_modules():
         own = [(n, p) for n, p in module.named_parameters(recurse=False) if p.requires_grad and id(p) not in seen]

@@ -6,21 +6,14 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import dask.array as da
 import numpy as np
 import pytest
 import zarr
 
-from pinnlog.analyzer.errors import (
-    CorruptStoreError,
-    EmptyRunError,
-    MissingGroupError,
-    NotAStoreError,
-    PinnlogError,
-    StoreNotFoundError,
-    UnknownFormatError,
-)
+from pinnlog.analyzer import errors
 from pinnlog.analyzer.store.read import describe_run, open_run, require_group
 from pinnlog.analyzer.store.write import RunWriter
 
@@ -138,55 +131,55 @@ def test_describe_run_reports_committed_shapes(make_store, tmp_path):
 
 
 def test_missing_path_is_store_not_found(tmp_path):
-    with pytest.raises(StoreNotFoundError) as info:
+    with pytest.raises(errors.StoreNotFoundError) as info:
         open_run(tmp_path / "nope.zarr")
     assert isinstance(info.value, FileNotFoundError)
     assert_one_line(info.value, "nope.zarr", "no such run store")
 
 
 def test_missing_url_is_store_not_found():
-    with pytest.raises(StoreNotFoundError) as info:
+    with pytest.raises(errors.StoreNotFoundError) as info:
         open_run(f"memory://absent-{uuid.uuid4().hex}/run.zarr")
     assert_one_line(info.value, "no such run store")
 
 
 def test_unknown_url_scheme_is_one_line():
-    with pytest.raises(NotAStoreError) as info:
+    with pytest.raises(errors.NotAStoreError) as info:
         open_run("nosuchscheme://bucket/run.zarr")
     assert_one_line(info.value, "nosuchscheme://", "cannot open this URL")
 
 
 def test_a_file_is_not_a_store(tmp_path):
     (tmp_path / "run.zarr").write_text("hello")
-    with pytest.raises(NotAStoreError) as info:
+    with pytest.raises(errors.NotAStoreError) as info:
         open_run(tmp_path / "run.zarr")
     assert_one_line(info.value, "is a file")
 
 
 def test_a_plain_directory_is_not_a_store(tmp_path):
     (tmp_path / "data").mkdir()
-    with pytest.raises(NotAStoreError) as info:
+    with pytest.raises(errors.NotAStoreError) as info:
         open_run(tmp_path / "data")
     assert_one_line(info.value, "not a Zarr v3 store")
 
 
 def test_zarr_v2_is_named(tmp_path):
     zarr.open_group(str(tmp_path / "old.zarr"), mode="w", zarr_format=2)
-    with pytest.raises(NotAStoreError) as info:
+    with pytest.raises(errors.NotAStoreError) as info:
         open_run(tmp_path / "old.zarr")
     assert_one_line(info.value, "Zarr v2")
 
 
 def test_a_zarr_array_is_not_a_run(tmp_path):
     zarr.create_array(str(tmp_path / "arr.zarr"), shape=(3,), dtype="f4")
-    with pytest.raises(NotAStoreError) as info:
+    with pytest.raises(errors.NotAStoreError) as info:
         open_run(tmp_path / "arr.zarr")
     assert_one_line(info.value, "arr.zarr")
 
 
 def test_zarr_group_without_pinnlog_format(tmp_path):
     zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=3).attrs["x"] = 1
-    with pytest.raises(NotAStoreError) as info:
+    with pytest.raises(errors.NotAStoreError) as info:
         open_run(tmp_path / "g.zarr")
     assert_one_line(info.value, "pinnlog_format")
 
@@ -194,19 +187,42 @@ def test_zarr_group_without_pinnlog_format(tmp_path):
 @pytest.mark.parametrize("value", [99, "1", True, 1.0, [1]])
 def test_unknown_pinnlog_format(tmp_path, value):
     zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=3).attrs["pinnlog_format"] = value
-    with pytest.raises(UnknownFormatError) as info:
+    with pytest.raises(errors.UnknownFormatError) as info:
         open_run(tmp_path / "g.zarr")
     assert_one_line(info.value, "pinnlog_format=", "upgrade pinnlog")
 
 
+@pytest.mark.parametrize("minor", [2, "1", True, 1.5])
+def test_unknown_format_minor(tmp_path, minor):
+    attrs = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=3).attrs
+    attrs.update({"pinnlog_format": 1, "pinnlog_format_minor": minor})
+    with pytest.raises(errors.UnknownFormatError) as info:
+        open_run(tmp_path / "g.zarr")
+    assert_one_line(info.value, "pinnlog_format_minor=", "upgrade pinnlog")
+
+
+def test_a_format_1_0_store_gets_the_name_coordinates_of_1_1():
+    """The sample logs are format 1.0 (no ``tensor`` array): open_run builds the coordinates from ``layout``."""
+    path = Path(__file__).parents[2] / "sample_logs" / "ac_vanilla.zarr"
+    assert "pinnlog_format_minor" not in zarr.open_group(path, mode="r").attrs
+    assert "tensor" not in zarr.open_group(path, mode="r")["gradient_stats"]
+    run = open_run(path)
+    stats = run["gradient_stats"]
+    layout = run.attrs["layout"]
+    assert stats["tensor"].values.tolist() == [t["name"] for t in layout]
+    assert stats["layer_name"].values.tolist() == [f"layer_{t['layer']}" for t in layout]
+    first = layout[0]["name"]
+    np.testing.assert_array_equal(stats.sel(tensor=first)["sum_mu2"].values, stats["sum_mu2"].values[:, 0])
+
+
 def test_run_without_committed_step_is_empty(tmp_path):
     RunWriter(tmp_path / "fresh.zarr", {})
-    with pytest.raises(EmptyRunError) as info:
+    with pytest.raises(errors.EmptyRunError) as info:
         open_run(tmp_path / "fresh.zarr")
     assert_one_line(info.value, "no committed step")
     store = RunWriter(tmp_path / "zero.zarr", {})
     store._group("gradient_stats")  # a group created, nothing committed yet
-    with pytest.raises(EmptyRunError):
+    with pytest.raises(errors.EmptyRunError):
         open_run(tmp_path / "zero.zarr")
 
 
@@ -223,10 +239,10 @@ def test_missing_group_names_the_recorder_option(make_store, tmp_path):
         (lambda: srr_c(run), "Adam"),
     ]
     for call, fragment in cases:
-        with pytest.raises(MissingGroupError) as info:
+        with pytest.raises(errors.MissingGroupError) as info:
             call()
         assert_one_line(info.value, fragment)
-        assert isinstance(info.value, PinnlogError)
+        assert isinstance(info.value, errors.PinnlogError)
 
 
 def test_invalid_n_committed_is_corrupt(make_store, tmp_path):
@@ -235,12 +251,12 @@ def test_invalid_n_committed_is_corrupt(make_store, tmp_path):
     doc = json.loads(meta.read_text())
     doc["attributes"]["n_committed"] = 10_000
     meta.write_text(json.dumps(doc))
-    with pytest.raises(CorruptStoreError) as info:
+    with pytest.raises(errors.CorruptStoreError) as info:
         open_run(path)
     assert_one_line(info.value, "n_committed=10000")
     doc["attributes"]["n_committed"] = "three"
     meta.write_text(json.dumps(doc))
-    with pytest.raises(CorruptStoreError):
+    with pytest.raises(errors.CorruptStoreError):
         open_run(path)
 
 

@@ -32,3 +32,46 @@ def test_existing_store_and_misplaced_options_are_refused(tmp_path):
     assert result.exit_code == 2 and "--reynolds applies to the cavity only" in result.output
     result = runner.invoke(app, ["heat", "--steps", "2"])
     assert result.exit_code == 2
+
+
+def _store_arrays(path):
+    """Every array of a store by path, except the wall-clock times (the only values a rerun may change)."""
+    import zarr
+
+    out = {}
+
+    def walk(group, prefix=""):
+        for name, array in group.arrays():
+            if name != "wall_time":
+                out[prefix + name] = array[...]
+        for name, child in group.groups():
+            walk(child, f"{prefix}{name}/")
+
+    walk(zarr.open_group(str(path), mode="r"))
+    return out
+
+
+def test_the_sample_config_reruns_to_an_identical_store(tmp_path):
+    # sample_logs/helmholtz_*.zarr are `--config cpu-helmholtz --seed 0` runs: a rerun with the same seed
+    # must give the same store (here 12 steps; the sample runs are 10,000)
+    import torch
+
+    threads = torch.get_num_threads()  # --threads 1 (as the sample runs) sets it for this process
+    stores = []
+    for name in ("a.zarr", "b.zarr"):
+        out = tmp_path / name
+        args = ["helmholtz", "--rba", "--config", "cpu-helmholtz", "--steps", "12", "--seed", "0", "--threads", "1"]
+        try:
+            result = runner.invoke(app, [*args, "--no-progress", "--out", str(out)])
+        finally:
+            torch.set_num_threads(threads)
+        assert result.exit_code == 0, result.output
+        stores.append(out)
+    a, b = (_store_arrays(p) for p in stores)
+    assert sorted(a) == sorted(b) and "residuals/rba_weight" in a and "gradient_stats/sum_mu2" in a
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    cfg = open_run(stores[0]).attrs["config"]
+    assert (cfg["pde"], cfg["rba"], cfg["a1"], cfg["a2"], cfg["config_name"]) == ("helmholtz", True, 1.0, 4.0, "cpu-helmholtz")
+    result = runner.invoke(app, ["allen_cahn", "--config", "cpu-helmholtz", "--steps", "2"])
+    assert result.exit_code == 2 and "is for helmholtz only" in result.output

@@ -16,7 +16,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from recorder_problems import AllenCahn, TanhMLP
 
-from pinnlog.recorder import Recorder, every
+from pinnlog.recorder import every
 
 
 def record_until_killed(path: str, seed: int, n_steps: int = 1_000_000, announce: bool = True) -> None:
@@ -24,24 +24,16 @@ def record_until_killed(path: str, seed: int, n_steps: int = 1_000_000, announce
     problem = AllenCahn(n_batches=3, batch_size=6, seed=seed)
     model = TanhMLP([2, 8, 8, 1])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    rec = Recorder(
+    rec = problem.recorder(
         path,
         model,
         optimizer,
-        problem.residual_loss,
-        problem.n_batches,
         schedule=every(2),
         raw_schedule=every(3),
-        residuals=problem.residuals,
-        probe=problem.points,
         probe_schedule=every(4),
-        shared_loss=problem.ic_loss,
     )
     for step in range(n_steps):
-        optimizer.zero_grad()
-        loss = problem.full_loss(model)
-        loss.backward()
-        optimizer.step()
+        loss = problem.train_step(model, optimizer)
         rec.step(step, loss=loss)
         if step == 0 and announce:
             rec.flush()

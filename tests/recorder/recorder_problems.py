@@ -7,7 +7,8 @@ The reference uses ``loss.backward()`` on a deep copy of the model (the recorder
 from __future__ import annotations
 
 import copy
-import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,66 +18,23 @@ import itertools
 
 from torch import nn
 
-
-class TanhMLP(nn.Module):
-    """The paper's network shape: Linear layers with ``torch.tanh`` applied inside ``forward``."""
-
-    def __init__(self, widths, dropout: float = 0.0):
-        super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
-        self.dropout = nn.Dropout(dropout) if dropout else None
-
-    def forward(self, x):
-        for layer in self.layers[:-1]:
-            x = torch.tanh(layer(x))
-            if self.dropout is not None:
-                x = self.dropout(x)
-        return self.layers[-1](x)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/ is not installed: the checkout's
+from benchmarks.pinns.allen_cahn import PaperBatches, TanhMLP  # noqa: F401 - TanhMLP is the tests' network too
 
 
-class AllenCahn:
-    """1-D Allen-Cahn PINN (paper Appendix B.1): K fixed collocation batches + an initial-condition term."""
+class AllenCahn(PaperBatches):
+    """The paper's Allen-Cahn set-up (``benchmarks.pinns.allen_cahn.PaperBatches``) at a tiny size."""
 
     def __init__(self, n_batches: int = 4, batch_size: int = 8, n_ic: int = 6, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        self.n_batches, self.batch_size = n_batches, batch_size
-        t = torch.rand(n_batches * batch_size, 1, generator=g)
-        x = torch.rand(n_batches * batch_size, 1, generator=g) * 2 - 1
-        self.points = torch.cat([t, x], dim=1)
-        x0 = torch.linspace(-1, 1, n_ic).unsqueeze(1)
-        self.ic_points = torch.cat([torch.zeros_like(x0), x0], dim=1)
-        self.ic_values = (x0**2 * torch.cos(math.pi * x0)).squeeze(1)
+        super().__init__(n_batches, batch_size, n_ic, seed)
 
-    def to(self, device) -> AllenCahn:
-        for name in ("points", "ic_points", "ic_values"):
-            setattr(self, name, getattr(self, name).to(device))
-        return self
+    def recorder(self, path, model, optimizer, **options):
+        """The paper's recording of this problem: batch residual losses, the IC loss shared, residuals and
+        activations on the collocation points (``options`` add or override schedules)."""
+        from pinnlog.recorder import Recorder
 
-    def batch(self, b):
-        return self.points[b * self.batch_size : (b + 1) * self.batch_size]
-
-    def residual_at(self, model, pts):
-        pts = pts.clone().requires_grad_(True)
-        u = model(pts).squeeze(-1)
-        du = torch.autograd.grad(u.sum(), pts, create_graph=True)[0]
-        u_xx = torch.autograd.grad(du[:, 1].sum(), pts, create_graph=True)[0][:, 1]
-        return du[:, 0] - 1e-4 * u_xx + 5 * u**3 - 5 * u
-
-    def ic_loss(self, model):
-        return ((model(self.ic_points).squeeze(-1) - self.ic_values) ** 2).mean()
-
-    def residual_loss(self, model, b):
-        return (self.residual_at(model, self.batch(b)) ** 2).mean()
-
-    def batch_loss(self, model, b):
-        """The paper's batch loss: the batch's residual loss plus the whole initial-condition loss."""
-        return self.residual_loss(model, b) + self.ic_loss(model)
-
-    def full_loss(self, model):
-        return (self.residual_at(model, self.points) ** 2).mean() + self.ic_loss(model)
-
-    def residuals(self, model):
-        return self.residual_at(model, self.points).detach()
+        defaults = {"residuals": self.residuals, "probe": self.points, "shared_loss": self.ic_loss}
+        return Recorder(path, model, optimizer, self.residual_loss, self.n_batches, **(defaults | options))
 
 
 class Blobs:
@@ -96,6 +54,8 @@ class Blobs:
 
     def full_loss(self, model):
         return nn.functional.cross_entropy(model(self.inputs), self.labels)
+
+    train_step = PaperBatches.train_step  # one plain optimizer step on the full loss
 
 
 def classifier(seed: int = 0, dropout: float = 0.0, batchnorm: bool = False) -> nn.Module:

@@ -8,7 +8,7 @@ from recorder_problems import AllenCahn, TanhMLP, reference_batch_gradients, ref
 
 torch = pytest.importorskip("torch")
 from pinnlog.analyzer import open_run
-from pinnlog.recorder import Recorder, every
+from pinnlog.recorder import every
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -21,23 +21,9 @@ def _run(path, n_steps=12, dropout=0.1, reference=True):
     rec = expected = None
     if path is not None:
         expected = {"loss": [], "grads": {}, "residual": {}, "weights": {}}
-        rec = Recorder(
-            path,
-            model,
-            optimizer,
-            problem.residual_loss,
-            problem.n_batches,
-            schedule=every(3),
-            raw_schedule=every(6),
-            residuals=problem.residuals,
-            probe=problem.points,
-            shared_loss=problem.ic_loss,
-        )
+        rec = problem.recorder(path, model, optimizer, schedule=every(3), raw_schedule=every(6))
     for step in range(n_steps):
-        optimizer.zero_grad()
-        loss = problem.full_loss(model)
-        loss.backward()
-        optimizer.step()
+        loss = problem.train_step(model, optimizer)
         if rec is not None and reference:
             expected["loss"].append(loss.item())
             if step % 3 == 0:

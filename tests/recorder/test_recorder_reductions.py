@@ -57,10 +57,7 @@ def _train_and_capture(path, model, optimizer, problem, capture_steps, n_steps, 
         **losses,
     ) as rec:
         for step in range(n_steps):
-            optimizer.zero_grad()
-            loss = problem.full_loss(model)
-            loss.backward()
-            optimizer.step()
+            loss = problem.train_step(model, optimizer)
             if step in capture_steps:
                 expected[step] = {
                     "grads": reference_batch_gradients(model, n_batches=problem.n_batches, **losses),

@@ -24,25 +24,18 @@ def _record_everything(path, model, problem, n_steps=6, rba=False, **options):
     weights = torch.linspace(0.1, 1.0, problem.points.shape[0])
     residuals = (lambda m: (problem.residuals(m), weights)) if rba else problem.residuals
     expected = {"residual": {}, "activations": {}}
-    with Recorder(
+    with problem.recorder(
         path,
         model,
         optimizer,
-        problem.residual_loss,
-        problem.n_batches,
         schedule=every(2),
         raw_schedule=every(3),
         residuals=residuals,
-        probe=problem.points,
-        shared_loss=problem.ic_loss,
         config={"pde": "allen-cahn", "eps": 1e-4},
         **options,
     ) as rec:
         for step in range(n_steps):
-            optimizer.zero_grad()
-            loss = problem.full_loss(model)
-            loss.backward()
-            optimizer.step()
+            loss = problem.train_step(model, optimizer)
             expected["residual"][step] = problem.residuals(model).numpy()
             expected["activations"][step] = _hidden_activations(model, problem.points)
             rec.step(step, loss=loss, lr=optimizer.param_groups[0]["lr"])
@@ -71,10 +64,29 @@ def test_plain_xarray_opens_every_group_with_format_dims(run_path):
         ds = xr.open_zarr(run_path, group=name)
         assert ds.attrs["n_committed"] == ds.sizes[spec.axis] > 0  # close() trimmed to the committed rows
         for var, (dims, dtype) in spec.variables.items():
-            if var in ds:
+            if var in ds and dtype == "string":  # format 1.1's name coordinates
+                assert ds[var].dims == dims and ds[var].dtype.kind in "TUO", (name, var)
+            elif var in ds:
                 assert ds[var].dims == dims and ds[var].dtype == np.dtype(dtype), (name, var)
         assert set(tree[name].to_dataset().data_vars) == set(ds.data_vars)
     assert xr.open_zarr(run_path, group="activations")["layer_1"].dims == ("acapture", "probe", "unit_layer_1")
+
+
+def test_plain_xarray_selects_a_tensor_by_name(run_path):
+    """Format 1.1: ``gradient_stats`` carries ``tensor`` and ``layer_name`` coordinates from the model's own names."""
+    problem = AllenCahn(n_batches=3, batch_size=6)
+    torch.manual_seed(0)
+    model = TanhMLP([2, 8, 5, 1])
+    _record_everything(run_path, model, problem, n_steps=4)
+
+    stats = xr.open_zarr(run_path, group="gradient_stats")
+    named = [n for n, _ in model.named_parameters()]
+    assert [str(t) for t in stats["tensor"].values] == named
+    assert [str(t) for t in stats["layer_name"].values] == ["layer_0", "layer_0", "layer_1", "layer_1", "layer_2", "layer_2"]
+    ours = open_run(run_path)["gradient_stats"]
+    for i, name in enumerate(named):
+        np.testing.assert_array_equal(stats.sel(tensor=name)["sum_mu2"].values, ours["sum_mu2"].values[:, i])
+    assert open_run(run_path).attrs["pinnlog_format_minor"] == 1
 
 
 def test_root_attributes_describe_the_run(run_path):

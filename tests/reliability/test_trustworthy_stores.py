@@ -374,17 +374,6 @@ def test_import_paper_logs_of_binary_input_exits_2(tmp_path, cli):
     assert result.exit_code == 2 and "not a text" in _one_line(result)
 
 
-def test_an_internal_error_is_one_line_with_exit_3(healthy, cli, monkeypatch):
-    import pinnlog.analyzer.store.read as read
-
-    def bug(path):
-        raise ZeroDivisionError("a bug")
-
-    monkeypatch.setattr(read, "describe_run", bug)
-    result = cli("info", str(healthy))
-    assert result.exit_code == 3 and _one_line(result).startswith("internal error: ZeroDivisionError")
-
-
 def test_a_writer_whose_lease_was_taken_stops_and_does_not_close_the_store(tmp_path):
     path = tmp_path / "taken.zarr"
     store = _live_writer(path)

@@ -106,12 +106,18 @@ def test_repair_leaves_a_complete_store_as_it_is(tmp_path):
     assert_same_rows(committed_rows(path), before)
 
 
-def test_repair_refuses_a_store_with_a_link_leaving_it(tmp_path):
+def store_with_a_link_leaving_it(tmp_path):
+    """An open store whose first ``scalars/loss`` chunk is a link to ``tmp_path / "secret"`` (holding "x")."""
     path = write_healthy_store(tmp_path / "linked.zarr", close=False)
     (tmp_path / "secret").write_text("x")
     chunk = first_chunk(path, "scalars/loss")
     chunk.unlink()
     chunk.symlink_to(tmp_path / "secret")
+    return path
+
+
+def test_repair_refuses_a_store_with_a_link_leaving_it(tmp_path):
+    path = store_with_a_link_leaving_it(tmp_path)
     with pytest.raises(CorruptStoreError, match="links leaving the store"):
         repair_run(path)
     assert (tmp_path / "secret").read_text() == "x"
@@ -180,12 +186,7 @@ def test_a_file_url_gets_the_guards_of_a_path(tmp_path):
     """``file://`` names the local directory: open_run, verify and repair refuse a link leaving it, as for a path."""
     from pinnlog.analyzer import open_run
 
-    path = write_healthy_store(tmp_path / "linked.zarr", close=False)
-    (tmp_path / "secret").write_text("x")
-    chunk = first_chunk(path, "scalars/loss")
-    chunk.unlink()
-    chunk.symlink_to(tmp_path / "secret")
-    url = path.absolute().as_uri()
+    url = store_with_a_link_leaving_it(tmp_path).absolute().as_uri()
     report = verify_run(url)
     assert report.exit_code == 1 and any(f.check == "files" and "link leaving the store" in f.detail for f in report.findings)
     with pytest.raises(CorruptStoreError, match="links leaving the store"):

@@ -13,7 +13,8 @@ import pytest
 from pinnlog.analyzer import metrics as M
 from pinnlog.analyzer import open_run
 from pinnlog.analyzer.phases import detect_phases
-from pinnlog.analyzer.report.summary import comparison, load_schema
+from pinnlog.analyzer.report.comparison import comparison
+from pinnlog.analyzer.report.summary import load_schema
 
 
 def _strict_load(path):

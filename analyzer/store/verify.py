@@ -138,7 +138,7 @@ def _check_array_metadata(
     ):
         out.append(Finding(where, "chunks", DAMAGED, f"chunk shape {short(chunk)} does not fit shape {short(shape)}"))
         return False, False
-    if math.prod(chunk) * np.dtype(dtype).itemsize > CHUNK_MAX_BYTES:
+    if math.prod(chunk) * (8 if dtype == STRING else np.dtype(dtype).itemsize) > CHUNK_MAX_BYTES:
         out.append(
             Finding(where, "chunks", DAMAGED, f"chunks of {short(chunk)} exceed pinnlog's limit of {CHUNK_MAX_BYTES:,} bytes")
         )

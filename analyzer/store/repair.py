@@ -117,7 +117,17 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
 
         # Refuses a store a live recorder writes (trimming it would make the writer lose rows);
         # a stale lease (its recorder was killed) is taken over, and removed when done.
-        lease = Lease(loc.local, "repair").acquire(heartbeat=False)
+        try:
+            lease = Lease(loc.local, "repair").acquire(heartbeat=False)
+        except PermissionError:
+            # a read-only store: nothing here can change it, so no lease is needed (a live holder still refuses)
+            from pinnlog.analyzer.store.lease import StoreLockedError, current_holder
+
+            holder = current_holder(loc.local)
+            if holder is not None:
+                raise StoreLockedError(
+                    f"{loc.local} is being written by {holder.describe()}; pinnlog will not repair it"
+                ) from None
     try:
         actions = _repair(store, loc, root_doc, path)
     finally:

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pinnlog.analyzer import __version__
-from pinnlog.analyzer.errors import ArgumentError, PinnlogError
+from pinnlog.analyzer.errors import ArgumentError, CorruptStoreError, PinnlogError
 from pinnlog.analyzer.output import Interrupted, printable
 
 #: Exit status of every command (docs/cli.md).
@@ -554,7 +554,8 @@ def main(argv: list[str] | None = None) -> None:
         # The library says what to do in Python terms; an error may carry the command line's own wording.
         message = getattr(exc, "cli_message", None) or str(exc)
         err_console.print(f"error: {printable(message)}", markup=False, highlight=False)
-        sys.exit(EXIT_USER_MISTAKE)
+        # a damaged store (a chunk failing its checksum or the manifest ...) is not the user's mistake (issue 13)
+        sys.exit(EXIT_DAMAGED if isinstance(exc, CorruptStoreError) else EXIT_USER_MISTAKE)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     # typer >= 0.16 raises its own vendored click's exceptions (subclasses of TyperException), not click's

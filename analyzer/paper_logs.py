@@ -76,6 +76,8 @@ def read_norm_log(path: str | os.PathLike) -> NormLog:
         frame = pd.read_csv(path, on_bad_lines="skip", dtype=str, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise PaperLogsError(f"{path} is empty; expected a CSV with header {','.join(HEADER)}") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:  # a binary file, or text that is not CSV at all
+        raise PaperLogsError(f"{path} is not a text CSV log ({type(exc).__name__}); is this one of the authors' logs?") from None
     if list(frame.columns) != HEADER:
         found = ",".join(map(str, frame.columns))[:80]
         raise PaperLogsError(
@@ -107,9 +109,14 @@ def read_norm_log(path: str | os.PathLike) -> NormLog:
 
 def read_losses(path: str | os.PathLike) -> pd.DataFrame:
     """``losses.txt`` as a frame with int ``step`` and float ``test_error``, ``loss``; malformed lines skipped."""
-    frame = pd.read_csv(
-        path, sep=r"\s+", header=None, names=["step", "test_error", "loss"], on_bad_lines="skip", dtype=str, engine="python"
-    )
+    try:
+        frame = pd.read_csv(
+            path, sep=r"\s+", header=None, names=["step", "test_error", "loss"], on_bad_lines="skip", dtype=str, engine="python"
+        )
+    except pd.errors.EmptyDataError:
+        raise PaperLogsError(f"{path} is empty; expected lines 'step test_error loss'") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise PaperLogsError(f"{path} is not a text log ({type(exc).__name__}); expected lines 'step test_error loss'") from None
     frame = frame.apply(pd.to_numeric, errors="coerce").dropna()
     frame = frame.drop_duplicates("step", keep="last").sort_values("step")
     frame["step"] = frame["step"].round().astype(np.int64)

@@ -234,6 +234,8 @@ def write_store(path, run: SyntheticRun, close: bool = True) -> Path:
                 )
     if close:
         store.close()
+    else:
+        store.abandon()  # left as a killed run leaves it: its writer lease stale
     return Path(path) if not isinstance(path, str) or "://" not in path else path
 
 

@@ -13,11 +13,17 @@ import numpy as np
 from pinnlog.analyzer.errors import NotAStoreError, UnknownFormatError, short
 
 __all__ = [
+    "CHECKSUM_CODEC",
+    "CHUNK_MAX_BYTES",
+    "DIGESTS_MAX_BYTES",
+    "DIGESTS_NAME",
     "FORMAT_MINOR",
     "FORMAT_VERSION",
     "GROUPS",
+    "JSON_MAX_DEPTH",
     "KNOWN_FORMATS",
     "KNOWN_MINORS",
+    "METADATA_MAX_BYTES",
     "PREALLOCATED_ROWS",
     "RUN_DESCRIPTION",
     "STATUS_VALUES",
@@ -27,6 +33,7 @@ __all__ = [
     "check_format_version",
     "chunk_shape",
     "compressors",
+    "fill_value",
     "name_coordinates",
     "step_chunk",
 ]
@@ -41,6 +48,23 @@ KNOWN_MINORS = (0, 1)
 STRING = "string"
 STATUS_VALUES = ("recording", "complete", "interrupted")
 
+#: The checksum codec every chunk of a store carries since format 1.2 (root attribute ``checksums``):
+#: zarr v3's ``crc32c``, last in the chain, so the checksum covers the compressed bytes and a flipped
+#: bit is caught before anything is decompressed. Stores without it (1.0, 1.1) open with one note.
+CHECKSUM_CODEC = "crc32c"
+
+#: The chunk manifest a closed store holds at its root: ``{"algorithm": "crc32", "chunks": {key: crc}}``
+#: for every chunk file, written by ``RunWriter.close`` before ``status`` becomes ``"complete"``.
+DIGESTS_NAME = ".pinnlog-digests.json"
+DIGESTS_MAX_BYTES = 256 * 2**20
+
+#: Bounded reads (docs/reliability.md, "Bounded reads"): no metadata document is read past this size,
+#: nested deeper than this, and no chunk is decoded to more than this many bytes. pinnlog itself
+#: writes documents of a few kB (layout of a 10,000-tensor model: ~1 MB) and chunks of at most
+#: ~4 MiB (one row of a big probe may be more: the cap leaves room for 64 M float32 values).
+METADATA_MAX_BYTES = 4 * 2**20
+JSON_MAX_DEPTH = 64
+CHUNK_MAX_BYTES = 2**28
 #: Rows every growing array is created with (2**24 = 16.8 M steps of scalars). The writer fills them and
 #: only ``close`` trims them to ``n_committed``, so a killed store has one size per dimension in every
 #: group; absent chunks cost nothing (zarr does not write a chunk that is all fill value).
@@ -174,10 +198,24 @@ def activation_dim(layer_name: str) -> str:
 
 
 def compressors(level: int = 3):
-    """Blosc zstd with bit-shuffle: the default codec of every array (no float16, no object codecs)."""
-    from zarr.codecs import BloscCodec
+    """Blosc zstd with bit-shuffle, then a crc32c checksum: the codecs of every array (format 1.2).
 
-    return (BloscCodec(cname="zstd", clevel=level, shuffle="bitshuffle"),)
+    No float16, no object codecs. The checksum comes last, over the compressed bytes (Blosc itself
+    carries none: a flipped bit decodes silently to a wrong number).
+    """
+    from zarr.codecs import BloscCodec, Crc32cCodec
+
+    return (BloscCodec(cname="zstd", clevel=level, shuffle="bitshuffle"), Crc32cCodec())
+
+
+def fill_value(dtype) -> object:
+    """The fill value format 1 gives an array of ``dtype``: NaN (floats), false (bool), -1 (ints).
+
+    A missing chunk reads as this, so a store whose ``fill_value`` was changed (to 0, say) would turn
+    a deleted chunk of test errors into "0 % error": verify checks it.
+    """
+    kind = np.dtype(dtype).kind
+    return np.nan if kind == "f" else (False if kind == "b" else -1)
 
 
 def step_chunk(row_bytes: int, target_bytes: int = 2**21, max_rows: int = 8192) -> int:

@@ -100,13 +100,47 @@ def open_writable(path):
     return open_for_reading(path, writable=True)
 
 
+def _is_pinnlog_store(p: Path) -> bool:
+    """True if ``p`` is a directory whose root ``zarr.json`` is a group with a ``pinnlog_format`` attribute."""
+    import json
+
+    from pinnlog.analyzer.store.format import METADATA_MAX_BYTES
+    from pinnlog.analyzer.store.guards import read_inside
+
+    try:
+        raw = read_inside(os.path.realpath(p), "zarr.json", METADATA_MAX_BYTES)
+        doc = json.loads(raw) if raw is not None else None
+    except Exception:
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("attributes"), dict) and "pinnlog_format" in doc["attributes"]
+
+
+def _empty_keeping(p: Path, keep: str) -> None:
+    """Remove everything in directory ``p`` but the file ``keep`` (links are removed, never followed)."""
+    for entry in os.scandir(p):
+        if entry.name == keep:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
 def open_for_writing(path, overwrite: bool):
-    """``(store, location)`` for a new run at ``path``, refusing to clobber one unless ``overwrite``."""
-    import zarr
+    """``(store, location, lease)`` for a new run at ``path``, refusing to clobber one unless ``overwrite``.
+
+    A local directory comes with its writer lease held (:mod:`~.lease`); ``overwrite`` takes the lease
+    of the store it replaces first (refusing a store another process writes) and deletes only a
+    pinnlog store (a root ``zarr.json`` with ``pinnlog_format``), never another folder or a file.
+    ``lease`` is None for URLs and store objects.
+    """
+
+    from pinnlog.analyzer.store.lease import LEASE_NAME, Lease
+    from pinnlog.analyzer.store.write import DigestingLocalStore
 
     loc = locate(path)
     if loc.store is not None:
-        return loc.store, loc
+        return loc.store, loc, None
     if loc.url is not None:
         from fsspec.core import url_to_fs
 
@@ -118,16 +152,25 @@ def open_for_writing(path, overwrite: bool):
                 raise RecorderError(f"{loc.source} already exists; pass overwrite=True or choose another path")
             fs.rm(root, recursive=True)
         fs.makedirs(root, exist_ok=True)
-        return _fsspec_store(loc, read_only=False), loc
+        return _fsspec_store(loc, read_only=False), loc, None
     p = loc.local
     assert p is not None
-    if p.exists() or p.is_symlink():
+    if p.is_symlink():
+        raise RecorderError(
+            f"{p} is a link; pinnlog writes a run only into a real directory (remove the link or choose another path)"
+        )
+    if p.exists():
         if not overwrite:
             raise RecorderError(f"{p} already exists; pass overwrite=True or choose another path")
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    # The writer's own fresh directory: nothing to guard against, and LocalStore writes atomically.
-    return zarr.storage.LocalStore(p), loc
+        if not p.is_dir() or not _is_pinnlog_store(p):
+            raise RecorderError(
+                f"{p} exists and is not a pinnlog run store; overwrite=True replaces only a pinnlog store, "
+                "so move it away or choose another path"
+            )
+        lease = Lease(p, "overwrite").acquire()  # refuses a store another recorder writes
+        _empty_keeping(p, LEASE_NAME)
+    else:
+        p.mkdir(parents=True)
+        lease = Lease(p, "record into").acquire()
+    # The writer's own directory, emptied: LocalStore writes atomically (temp file + rename).
+    return DigestingLocalStore(p), loc, lease

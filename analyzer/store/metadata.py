@@ -52,9 +52,12 @@ def list_children(store, prefix: str) -> list[str]:
     async def names():
         return [name async for name in store.list_dir(prefix)]
 
+    from pinnlog.analyzer.store.format import DIGESTS_NAME
+    from pinnlog.analyzer.store.lease import LEASE_NAME
+
     found = []
     for name in sorted(sync(names())):
-        if name != "zarr.json" and not name.endswith(".partial"):
+        if name not in ("zarr.json", DIGESTS_NAME, LEASE_NAME) and not name.endswith(".partial"):
             found.append(name)
     return found
 

@@ -9,6 +9,7 @@ path, not a store, unknown format, nothing committed) is one of the one-line err
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,10 @@ from pinnlog.analyzer.errors import (
 from pinnlog.analyzer.store.format import GROUPS, STRING, check_format_version, name_coordinates
 from pinnlog.analyzer.store.guards import disallowed_codecs, guarded, guarded_dask_array
 from pinnlog.analyzer.store.location import open_for_reading
+
+# The lease and the chunk manifest are files beside the groups; zarr notes, on every listing, that
+# they are not Zarr nodes. They are pinnlog's own (docs/format.md): not worth a warning.
+warnings.filterwarnings("ignore", message=r"Object at \.pinnlog-.* is not recognized as a component of a Zarr hierarchy")
 
 __all__ = [
     "describe_run",
@@ -47,13 +52,45 @@ def open_store_group(path: str | os.PathLike, storage_options: dict | None = Non
     """
     store, _ = open_for_reading(path, storage_options)
     try:
-        return zarr.open_group(store=store, mode="r", zarr_format=3, use_consolidated=False)
+        root = zarr.open_group(store=store, mode="r", zarr_format=3, use_consolidated=False)
+        _check_whole_store(store, root, path)
+        return root
     except PinnlogError:
         raise
     except FileNotFoundError as exc:
         raise StoreNotFoundError(str(path)) from exc
     except Exception as exc:
         raise NotAStoreError(f"{path} is not a readable Zarr v3 group ({type(exc).__name__}); pass a pinnlog run store") from exc
+
+
+def _check_whole_store(store, root: zarr.Group, path) -> None:
+    """A store pinnlog closed (``committed`` attribute, format 1.2) must still hold its chunk manifest."""
+    from pinnlog.analyzer.store.format import CHECKSUM_CODEC, DIGESTS_NAME
+    from pinnlog.analyzer.store.guards import SafeLocalStore
+
+    attrs = root.attrs
+    if (
+        isinstance(store, SafeLocalStore)
+        and attrs.get("checksums") == CHECKSUM_CODEC
+        and attrs.get("status") == "complete"
+        and isinstance(attrs.get("committed"), dict)
+        and store.digests() is None
+    ):
+        raise CorruptStoreError(
+            f"{path}: {DIGESTS_NAME} is missing from a store pinnlog closed; `pinnlog verify {path}` says what is still usable"
+        )
+
+
+def _check_static(ds: xr.Dataset, attrs: dict, path) -> None:
+    """``numel``, ``layer``, ``is_bias`` must be the ``layout`` attribute's: they decide which layer a sum belongs to."""
+    from pinnlog.analyzer.store.checks import DAMAGED, static_findings
+
+    values = {v: np.asarray(ds[v].values) for v in ("numel", "layer", "is_bias") if v in ds}
+    for finding in static_findings(values, attrs.get("layout")):
+        if finding.level == DAMAGED:
+            raise CorruptStoreError(
+                f"{path}: {finding.where} {finding.detail}; `pinnlog verify {path}` says what is still usable"
+            )
 
 
 def read_root_attrs(root: zarr.Group, path: str | os.PathLike) -> dict[str, Any]:
@@ -70,9 +107,24 @@ def _n_committed(group: zarr.Group, path, name: str) -> int:
     return n
 
 
-def _check_codecs(arr: zarr.Array, path, where: str) -> None:
-    for name in disallowed_codecs(arr.metadata.to_dict()):  # nested codecs (inside sharding) too
+def _check_codecs(arr: zarr.Array, path, where: str, attrs: dict | None = None, growing: bool = True) -> None:
+    meta = arr.metadata.to_dict()
+    for name in disallowed_codecs(meta):  # nested codecs (inside sharding) too
         raise CorruptStoreError(f"{path}: {where} uses codec {name[:40]!r}, which pinnlog refuses to decode")
+    # byte order, fill value, checksum: what would make zarr read other numbers than pinnlog wrote
+    meta = dict(meta, codecs=[c if isinstance(c, dict) else {"name": c} for c in meta.get("codecs", [])])
+    from pinnlog.analyzer.store.checks import DAMAGED, codec_findings
+
+    for finding in codec_findings(where, _jsonish(meta), attrs or {}, growing):
+        if finding.level == DAMAGED:
+            raise CorruptStoreError(f"{path}: {where}: {finding.detail}; `pinnlog verify {path}` says what is still usable")
+
+
+def _jsonish(meta: dict) -> dict:
+    """zarr's metadata dict as its zarr.json says it (fill value NaN as the string "NaN", enums as strings)."""
+    import json
+
+    return json.loads(json.dumps(meta, default=lambda o: getattr(o, "value", None) or str(o)))
 
 
 def group_sizes(root: zarr.Group, path="run") -> dict[str, int]:
@@ -86,6 +138,7 @@ def group_sizes(root: zarr.Group, path="run") -> dict[str, int]:
 
 def open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset:
     group = root[name]
+    root_attrs = dict(root.attrs)
     # n_committed is read before any array: rows below it were complete when it was raised, and
     # arrays only grow while a writer runs, so this is a consistent prefix even mid-write.
     n = _n_committed(group, path, name)
@@ -99,7 +152,7 @@ def open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset:
         is_name = expected is not None and expected[1] == STRING  # a 1.1 name coordinate
         if arr.dtype.kind not in "biuf" and not (is_name and arr.dtype.kind in "TU"):
             raise CorruptStoreError(f"{path}: array {name}/{var} has dtype {arr.dtype}, not allowed in format 1")
-        _check_codecs(arr, path, f"{name}/{var}")
+        _check_codecs(arr, path, f"{name}/{var}", root_attrs, dims[0] == axis)
         if expected and tuple(dims) != expected[0]:
             raise CorruptStoreError(
                 f"{path}: {name}/{var} has dims {list(dims)[:4]}, format 1 says {list(expected[0])}; "
@@ -181,6 +234,8 @@ def open_run(
     if not any(sizes.values()):
         raise EmptyRunError(f"{path} holds no committed step yet; record at least one step (rec.step) and retry")
     children = {name: guarded(path, f"group {name!r}", open_group_dataset, root, name, path, chunks) for name in sizes}
+    if "gradient_stats" in children:
+        _check_static(children["gradient_stats"], attrs, path)
     for name, ds in children.items():
         for key in ("layers", "layout"):
             if key in attrs:

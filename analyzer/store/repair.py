@@ -102,7 +102,6 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
     CorruptStoreError
         The store has links leaving it or pipes; repair does not touch such a store.
     """
-    import zarr
 
     store, loc = open_writable(path)
     root_doc = read_root(store, path)
@@ -110,8 +109,36 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
         _check_writable(loc.local)
     if loc.local is not None and unsafe_entries(loc.local):
         raise CorruptStoreError(
-            f"{path} holds links leaving the store or pipes; `pinnlog verify {path}` lists them; repair refuses it"
+            f"{path} holds links leaving the store or pipes (or links inside it); `pinnlog verify {path}` lists them; repair refuses it"
         )
+    lease = None
+    if loc.local is not None:
+        from pinnlog.analyzer.store.lease import Lease
+
+        # Refuses a store a live recorder writes (trimming it would make the writer lose rows);
+        # a stale lease (its recorder was killed) is taken over, and removed when done.
+        try:
+            lease = Lease(loc.local, "repair").acquire(heartbeat=False)
+        except PermissionError:
+            # a read-only store: nothing here can change it, so no lease is needed (a live holder still refuses)
+            from pinnlog.analyzer.store.lease import StoreLockedError, current_holder
+
+            holder = current_holder(loc.local)
+            if holder is not None:
+                raise StoreLockedError(
+                    f"{loc.local} is being written by {holder.describe()}; pinnlog will not repair it"
+                ) from None
+    try:
+        actions = _repair(store, loc, root_doc, path)
+    finally:
+        if lease is not None:
+            lease.release()
+    return RepairReport(str(path), actions, verify_run(path))
+
+
+def _repair(store, loc, root_doc: dict, path) -> list[str]:
+    import zarr
+
     actions: list[str] = []
     for partial in partial_files(loc):
         partial.unlink()
@@ -161,4 +188,4 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
         actions.append("consolidated metadata")
     except Exception as exc:
         actions.append(f"metadata not consolidated ({type(exc).__name__}); `pinnlog verify` says why")
-    return RepairReport(str(path), actions, verify_run(path))
+    return actions

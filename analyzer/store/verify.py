@@ -16,22 +16,33 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from pinnlog.analyzer.errors import CorruptStoreError, short
-from pinnlog.analyzer.store.checks import DAMAGED, OK, WARNING, Finding, check_root_attrs
-from pinnlog.analyzer.store.format import GROUPS, STRING, activation_dim
+from pinnlog.analyzer.store.checks import (
+    DAMAGED,
+    OK,
+    WARNING,
+    Finding,
+    check_root_attrs,
+    codec_findings,
+    raw_sum_tolerance,
+    static_findings,
+    tensor_sums,
+)
+from pinnlog.analyzer.store.format import CHECKSUM_CODEC, CHUNK_MAX_BYTES, GROUPS, STRING, activation_dim
 from pinnlog.analyzer.store.guards import disallowed_codecs, unsafe_entries
 from pinnlog.analyzer.store.location import open_for_reading
 from pinnlog.analyzer.store.metadata import is_stub, list_children, partial_files, read_json, read_root, sync
 
 __all__ = ["SNR_TOLERANCE", "Finding", "VerifyReport", "verify_run"]
 
-SNR_TOLERANCE = 1e-6
+SNR_TOLERANCE = 1e-6  # sum_rms2 = sum_mu2 + sum_sigma2 (both float64 in the recorder)
+#: verify reads at most this many chunks of one array (a store of 1 M steps of scalars has 123)
+MAX_CHUNKS_PER_ARRAY = 10_000_000
 STUB = "a folder without metadata: its creation was interrupted (it never held a committed row); --repair removes it"
 
 
@@ -84,7 +95,9 @@ def _expected(group: str, var: str) -> tuple[tuple[str, ...], str] | None:
     return None
 
 
-def _check_array_metadata(group: str, var: str, meta: dict, n: int, out: list[Finding]) -> tuple[bool, bool]:
+def _check_array_metadata(
+    group: str, var: str, meta: dict, n: int, out: list[Finding], attrs: dict | None = None
+) -> tuple[bool, bool]:
     """Dims, dtype, codecs and capacity of one array from its raw metadata: (may be decoded, conforms)."""
     where = f"{group}/{var}"
     if meta.get("node_type") != "array" or meta.get("zarr_format") != 3:
@@ -106,6 +119,31 @@ def _check_array_metadata(group: str, var: str, meta: dict, n: int, out: list[Fi
         out.append(Finding(where, "dtype", DAMAGED, f"dtype {short(dtype)} is not numeric (never decoded)"))
         return False, False
     conforms = True
+    growing = bool(dims) and dims[0] == GROUPS[group].axis
+    codec_problems = codec_findings(where, meta, attrs or {}, growing)
+    if codec_problems:
+        out += codec_problems
+        if any(f.check in ("codecs", "chunks") for f in codec_problems):
+            return False, False  # never decoded: zarr would read it another way than pinnlog wrote it
+        conforms = False
+    chunk = (
+        (meta.get("chunk_grid") or {}).get("configuration", {}).get("chunk_shape")
+        if isinstance(meta.get("chunk_grid"), dict)
+        else None
+    )
+    if (
+        not isinstance(chunk, list)
+        or len(chunk) != len(shape)
+        or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in chunk)
+    ):
+        out.append(Finding(where, "chunks", DAMAGED, f"chunk shape {short(chunk)} does not fit shape {short(shape)}"))
+        return False, False
+    if math.prod(chunk) * (8 if dtype == STRING else np.dtype(dtype).itemsize) > CHUNK_MAX_BYTES:
+        out.append(
+            Finding(where, "chunks", DAMAGED, f"chunks of {short(chunk)} exceed pinnlog's limit of {CHUNK_MAX_BYTES:,} bytes")
+        )
+        return False, False
+    expected = _expected(group, var)
     if expected is None:
         out.append(Finding(where, "variable", WARNING, "not a format-1 variable of this group; ignored"))
     else:
@@ -145,7 +183,13 @@ def _decode_array(store, key: str, n: int, axis: str, out: list[Finding]) -> tup
     bad_rows: set[int] = set()
     missing = failed = 0
     first_error = ""
-    copy = np.empty(limits[0], dtype=arr.dtype) if arr.ndim == 1 else None
+    n_chunks = math.prod(math.ceil(lim / c) for lim, c in zip(limits, chunk_shape))
+    if n_chunks > MAX_CHUNKS_PER_ARRAY:
+        out.append(
+            Finding(key, "chunks", DAMAGED, f"{n_chunks:,} chunks to read, over pinnlog's limit of {MAX_CHUNKS_PER_ARRAY:,}")
+        )
+        return {-1}, None
+    copy = np.empty(limits[0], dtype=arr.dtype) if arr.ndim == 1 and limits[0] <= 2**27 else None
     for coords in itertools.product(*(range(math.ceil(lim / c)) for lim, c in zip(limits, chunk_shape))):
         region = tuple(slice(i * c, min((i + 1) * c, lim)) for i, c, lim in zip(coords, chunk_shape, limits))
         try:
@@ -156,7 +200,11 @@ def _decode_array(store, key: str, n: int, axis: str, out: list[Finding]) -> tup
                 copy[region[0]] = block
         except Exception as exc:
             failed += 1
-            first_error = first_error or short(f"{type(exc).__name__}: {exc}", 100, raw=True)
+            if isinstance(exc, CorruptStoreError):  # ours: "<store>: <what>"; the store is named above already
+                text = str(exc).split(": ", 1)[-1]
+            else:
+                text = f"{type(exc).__name__}: {exc}"
+            first_error = first_error or short(text, 100, raw=True)
             if growing:
                 bad_rows.update(range(region[0].start, region[0].stop))
             else:
@@ -202,7 +250,7 @@ def _check_group(store, name: str, gmeta: dict, attrs: dict, out: list[Finding],
         if var not in metas and var not in spec.optional and not any(f.where == f"{name}/{var}" for f in out):
             out.append(Finding(f"{name}/{var}", "present", DAMAGED, "required variable is missing"))
             structural_ok = False
-    verdicts = {var: _check_array_metadata(name, var, meta, n, out) for var, meta in metas.items()}
+    verdicts = {var: _check_array_metadata(name, var, meta, n, out, attrs) for var, meta in metas.items()}
     decodable = {var: v[0] for var, v in verdicts.items()}
     structural_ok = structural_ok and all(v[0] and v[1] for v in verdicts.values())
     sizes_ok = _check_sizes(name, metas, attrs, out)
@@ -294,52 +342,199 @@ def _check_reductions(store, n: int, out: list[Finding]) -> np.ndarray:
     return bad
 
 
-def _check_consistency(path, out: list[Finding], skip_steps: set[int]) -> int:
-    """SNR and the sums from the raw snapshots against the stored reductions (1e-6); rows that disagree.
+def _read(store, key: str, n: int | None = None) -> np.ndarray:
+    import zarr
 
+    arr = zarr.open_array(store=store, path=key, mode="r", zarr_format=3)
+    return arr[:n] if n is not None else arr[...]
+
+
+def _check_consistency(store, attrs: dict, n_stats: int, n_raw: int, out: list[Finding], skip_steps: set[int]) -> int:
+    """The reductions recomputed from the raw batch-gradient snapshots against the stored ones; rows that disagree.
+
+    Tolerances: :func:`~.checks.raw_sum_tolerance` (float32 rounding of the rows, shared gradient included).
     Steps in ``skip_steps`` (reductions already found broken) are not compared.
     """
-    import xarray as xr
-
-    from pinnlog.analyzer.metrics import check_consistency
-    from pinnlog.analyzer.store.read import open_group_dataset, open_store_group
-
+    layout = attrs.get("layout")
     try:
-        # Only the two groups compared: damage elsewhere in the store must not hide this check.
-        root = open_store_group(path)
-        groups = {name: xr.DataTree(open_group_dataset(root, name, path, None)) for name in ("gradient_stats", "batch_gradients")}
-        run = xr.DataTree(dataset=xr.Dataset(attrs=dict(root.attrs)), children=groups)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # degenerate SNR (NaN, inf) compares equal to itself; no noise
-            diff = check_consistency(run).compute()
+        steps = _read(store, "gradient_stats/step", n_stats)
+        sums = {v: _read(store, f"gradient_stats/{v}", n_stats) for v in ("sum_mu2", "sum_sigma2")}
+        raw_steps = _read(store, "batch_gradients/step", n_raw)
+        import zarr
+
+        raw = zarr.open_array(store=store, path="batch_gradients/batch_gradients", mode="r", zarr_format=3)
+        row_of = {}
+        for i, st in enumerate(steps.tolist()):
+            row_of.setdefault(int(st), i)
+        bad_steps, checked, worst = [], 0, 0.0
+        for j, st in enumerate(raw_steps.tolist()):
+            i = row_of.get(int(st))
+            if i is None or int(st) in skip_steps:
+                continue
+            mu2, sigma2, rms2 = tensor_sums(np.asarray(raw[j]), layout)
+            stored_mu2, stored_sigma2 = sums["sum_mu2"][i], sums["sum_sigma2"][i]
+            if not (np.all(np.isfinite(stored_mu2)) and np.all(np.isfinite(mu2))):
+                continue
+            tol_mu2, tol_sigma2 = raw_sum_tolerance(np.maximum(mu2, stored_mu2), np.maximum(sigma2, stored_sigma2), rms2)
+            gap = np.maximum(
+                np.abs(mu2 - stored_mu2) / np.maximum(tol_mu2, 1e-300),
+                np.abs(sigma2 - stored_sigma2) / np.maximum(tol_sigma2, 1e-300),
+            )
+            checked += 1
+            worst = max(worst, float(np.max(gap, initial=0.0)))
+            if np.any(gap > 1):
+                bad_steps.append(int(st))
     except Exception as exc:
-        out.append(Finding("batch_gradients", "snr consistency", WARNING, f"not checked: {short(str(exc), 100, raw=True)}"))
+        out.append(Finding("batch_gradients", "raw consistency", WARNING, f"not checked: {short(str(exc), 100, raw=True)}"))
         return 0
-    if diff.sizes.get("step", 0) == 0:
-        return 0
-    worst = np.fmax(diff["snr_rel_diff"].values, diff["sums_rel_diff"].values)
-    checked = np.isfinite(worst) & ~np.isin(diff["step"].values, list(skip_steps))
-    bad = checked & (worst > SNR_TOLERANCE)
-    if bad.any():
-        steps = diff["step"].values[bad]
+    if bad_steps:
         out.append(
             Finding(
                 "batch_gradients",
-                "snr consistency",
+                "raw consistency",
                 DAMAGED,
-                f"{int(bad.sum())} snapshot(s) disagree with gradient_stats beyond {SNR_TOLERANCE:g} (first at step {int(steps[0])})",
+                f"{len(bad_steps)} snapshot(s) disagree with gradient_stats beyond float32 rounding (first at step {bad_steps[0]})",
             )
         )
-    elif checked.any():
+    elif checked:
         out.append(
             Finding(
                 "batch_gradients",
-                "snr consistency",
+                "raw consistency",
                 OK,
-                f"{int(checked.sum())} snapshot(s) agree with gradient_stats (max rel. diff {float(np.nanmax(worst)):.1e})",
+                f"{checked} snapshot(s) agree with gradient_stats (worst gap {worst:.2g} of the float32 rounding bound)",
             )
         )
-    return int(bad.sum())
+    return len(bad_steps)
+
+
+def _check_weights(store, attrs: dict, n_stats: int, n_w: int, out: list[Finding]) -> None:
+    """``sum_w2`` against the weight snapshots: per tensor, within float32 rounding of the stored weights (4u relative)."""
+    from pinnlog.analyzer.store.checks import U32
+
+    layout = attrs.get("layout")
+    try:
+        steps = _read(store, "gradient_stats/step", n_stats)
+        sum_w2 = _read(store, "gradient_stats/sum_w2", n_stats)
+        w_steps = _read(store, "weights/step", n_w)
+        import zarr
+
+        weights = zarr.open_array(store=store, path="weights/weights", mode="r", zarr_format=3)
+        row_of = {int(st): i for i, st in enumerate(steps.tolist())}
+        bad, checked = [], 0
+        for j, st in enumerate(w_steps.tolist()):
+            i = row_of.get(int(st))
+            if i is None or not np.all(np.isfinite(sum_w2[i])):
+                continue
+            w = np.asarray(weights[j]).astype(np.float64)
+            got = np.array(
+                [float(w[t["offset"] : t["offset"] + t["numel"]] @ w[t["offset"] : t["offset"] + t["numel"]]) for t in layout]
+            )
+            checked += 1
+            if np.any(np.abs(got - sum_w2[i]) > 4 * U32 * np.abs(sum_w2[i]) + 1e-300):
+                bad.append(int(st))
+    except Exception as exc:
+        out.append(Finding("weights", "sum_w2", WARNING, f"not checked: {short(str(exc), 100, raw=True)}"))
+        return
+    if bad:
+        out.append(
+            Finding(
+                "gradient_stats/sum_w2",
+                "weights",
+                DAMAGED,
+                f"{len(bad)} row(s) disagree with the weight snapshots (first at step {bad[0]})",
+            )
+        )
+    elif checked:
+        out.append(Finding("gradient_stats/sum_w2", "weights", OK, f"{checked} row(s) agree with the weight snapshots"))
+
+
+def _check_recorded_groups(attrs: dict, committed: dict[str, int], out: list[Finding]) -> None:
+    """Every group the store says it recorded is there, with the rows it says.
+
+    A store closed by this pinnlog lists ``{group: n_committed}`` in its ``committed`` attribute: exact.
+    Older stores only have their schedules: a scheduled group that is missing is a warning (a schedule
+    may legitimately never have fired).
+    """
+    listed = attrs.get("committed")
+    if isinstance(listed, dict):
+        for name, n in listed.items():
+            if name not in GROUPS:
+                continue
+            if name not in committed:
+                out.append(
+                    Finding(name, "recorded", DAMAGED, f"the store says {short(n)} row(s) were recorded; the group is missing")
+                )
+            elif committed[name] != n:
+                out.append(
+                    Finding(
+                        name,
+                        "recorded",
+                        DAMAGED,
+                        f"the store says {short(n)} row(s) were recorded; the group has {committed[name]}",
+                    )
+                )
+        return
+    scheduled = {
+        "gradient_stats": attrs.get("schedule"),
+        "batch_gradients": attrs.get("raw_schedule"),
+        "residuals": attrs.get("residual_schedule"),
+        "activations": attrs.get("probe_schedule"),
+    }
+    for name, schedule in scheduled.items():
+        if isinstance(schedule, str) and schedule not in ("None", "") and not committed.get(name):
+            out.append(
+                Finding(
+                    name,
+                    "recorded",
+                    WARNING,
+                    f"the schedule {short(schedule, 40, raw=True)} says it was recorded; it is missing or empty",
+                )
+            )
+
+
+def _check_manifest(store, loc, attrs: dict, out: list[Finding]) -> None:
+    """Every chunk file against the manifest of a closed store (``.pinnlog-digests.json``): none added or deleted."""
+    from pinnlog.analyzer.store.format import DIGESTS_NAME
+    from pinnlog.analyzer.store.guards import SafeLocalStore
+
+    if not isinstance(store, SafeLocalStore) or loc.local is None:
+        return
+    try:
+        manifest = store.digests()
+    except CorruptStoreError as exc:
+        out.append(Finding("store", "manifest", DAMAGED, str(exc)))
+        return
+    if manifest is None:
+        if (
+            attrs.get("checksums") == CHECKSUM_CODEC
+            and attrs.get("status") == "complete"
+            and isinstance(attrs.get("committed"), dict)
+        ):
+            out.append(Finding("store", "manifest", DAMAGED, f"{DIGESTS_NAME} is missing from a store pinnlog closed"))
+        return
+
+    async def keys():
+        return [key async for key in store.list()]
+
+    present = {k for k in sync(keys()) if "/" in k and not k.endswith(("zarr.json", ".partial"))}
+    added = sorted(present - set(manifest))
+    deleted = sorted(set(manifest) - present)
+    if added:
+        out.append(
+            Finding(
+                "store",
+                "manifest",
+                DAMAGED,
+                f"{len(added)} chunk file(s) pinnlog did not write, e.g. {short(added[0], 60, raw=True)}",
+            )
+        )
+    if deleted:
+        out.append(
+            Finding("store", "manifest", DAMAGED, f"{len(deleted)} chunk file(s) deleted, e.g. {short(deleted[0], 60, raw=True)}")
+        )
+    if not added and not deleted:
+        out.append(Finding("store", "manifest", OK, f"{len(manifest)} chunk file(s), each as pinnlog wrote it"))
 
 
 # -- the whole store ------------------------------------------------------------------------------------
@@ -413,16 +608,46 @@ def verify_run(path: str | os.PathLike, *, decode: bool = True) -> VerifyReport:
             )
         out += group_out
         committed[name], usable[name] = n, ok_rows
-    if (
-        decode
-        and usable.get("gradient_stats")
-        and usable.get("batch_gradients")
-        and not any(f.check == "files" and f.level == DAMAGED for f in out)
-    ):
-        usable["batch_gradients"] -= _check_consistency(path, out, broken_steps)
+    links = any(f.check == "files" and f.level == DAMAGED for f in out)
+    layout_ok = isinstance(attrs.get("layout"), list) and not any(f.check == "layout" and f.level == DAMAGED for f in out)
+    if decode and usable.get("gradient_stats") and usable.get("batch_gradients") and not links and layout_ok:
+        usable["batch_gradients"] -= _check_consistency(
+            store, attrs, committed["gradient_stats"], committed["batch_gradients"], out, broken_steps
+        )
+    if decode and usable.get("gradient_stats") and usable.get("weights") and not links and layout_ok:
+        _check_weights(store, attrs, committed["gradient_stats"], committed["weights"], out)
+    if decode and "gradient_stats" in committed and not links and layout_ok:
+        static = {}
+        for var in ("numel", "layer", "is_bias"):
+            try:
+                static[var] = _read(store, f"gradient_stats/{var}")
+            except Exception:
+                continue  # absent or undecodable: already a finding of the group
+        out += static_findings(static, attrs["layout"])
+    _check_recorded_groups(attrs, committed, out)
+    if decode:
+        _check_manifest(store, loc, attrs, out)
+    if attrs.get("checksums") != CHECKSUM_CODEC:
+        out.append(
+            Finding(
+                "store",
+                "checksum",
+                WARNING,
+                "written before format 1.2: its chunks carry no checksum, so a flipped bit cannot be detected",
+            )
+        )
     if not any(committed.values()):
         out.append(Finding("store", "committed", DAMAGED, "no group holds a committed step: nothing to analyse"))
-    if status == "recording":
+    holder = None
+    if loc.local is not None:
+        from pinnlog.analyzer.store.lease import current_holder
+
+        holder = current_holder(loc.local)
+    if status == "recording" and holder is not None:
+        out.append(
+            Finding("store", "status", WARNING, f"being written by {holder.describe()}: verify sees its committed rows so far")
+        )
+    elif status == "recording":
         out.append(
             Finding(
                 "store",

@@ -9,8 +9,10 @@ prefix (the local store writes each chunk and each ``zarr.json`` atomically: tem
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -19,20 +21,52 @@ import numpy as np
 import zarr
 from zarr.errors import ZarrUserWarning
 
-from pinnlog.analyzer.errors import RecorderError
+from pinnlog.analyzer.errors import RecorderError, WriterError
 from pinnlog.analyzer.store.format import (
+    CHECKSUM_CODEC,
+    DIGESTS_NAME,
     FORMAT_MINOR,
     FORMAT_VERSION,
     GROUPS,
     PREALLOCATED_ROWS,
     chunk_shape,
     compressors,
+    fill_value,
     name_coordinates,
 )
 from pinnlog.analyzer.store.location import open_for_writing
 from pinnlog.analyzer.store.metadata import jsonable
 
-__all__ = ["RunStore", "RunWriter", "set_rows"]
+__all__ = ["DigestingLocalStore", "RunStore", "RunWriter", "set_rows"]
+
+
+class DigestingLocalStore(zarr.storage.LocalStore):
+    """``LocalStore`` that remembers the CRC-32 of every chunk it writes (the manifest ``close`` saves).
+
+    The crc32c codec inside each chunk catches a flipped bit; it cannot tell that a whole chunk file
+    was swapped with another array's, deleted (it then reads as the fill value) or added. The
+    manifest (``.pinnlog-digests.json``: chunk key -> CRC-32 of its bytes) binds every chunk to its
+    key; readers compare each chunk they read against it.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.digests: dict[str, int] = {}
+
+    async def set(self, key: str, value) -> None:
+        await super().set(key, value)
+        if not key.endswith("zarr.json"):
+            self.digests[key] = zlib.crc32(value.as_numpy_array())
+
+    async def delete(self, key: str) -> None:
+        await super().delete(key)
+        self.digests.pop(key, None)
+
+    async def delete_dir(self, prefix: str) -> None:
+        await super().delete_dir(prefix)
+        prefix = prefix.rstrip("/") + "/"
+        for key in [k for k in self.digests if k.startswith(prefix)]:
+            del self.digests[key]
 
 
 def set_rows(array: zarr.Array, rows: int) -> None:
@@ -62,8 +96,11 @@ class RunWriter:
 
     def __init__(self, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None, overwrite: bool = False):
         self.path = path
-        self._store, self.location = open_for_writing(path, overwrite)
-        self.root = zarr.open_group(store=self._store, mode="w", zarr_format=3)
+        # A local store comes with its writer lease held (``lease.py``): no second writer, no repair
+        # or overwrite of it while this object writes.
+        self._store, self.location, self.lease = open_for_writing(path, overwrite)
+        # mode "a" on the emptied directory: "w" would delete the lease file just taken
+        self.root = zarr.open_group(store=self._store, mode="a" if self.lease is not None else "w", zarr_format=3)
         root_attrs = {
             "pinnlog_format": FORMAT_VERSION,
             "status": "recording",
@@ -73,6 +110,7 @@ class RunWriter:
         root_attrs["pinnlog_format"] = FORMAT_VERSION
         root_attrs["pinnlog_format_minor"] = FORMAT_MINOR
         root_attrs["status"] = "recording"
+        root_attrs["checksums"] = CHECKSUM_CODEC  # format 1.2: every chunk carries a crc32c
         self.root.attrs.update(root_attrs)
         self._groups: dict[str, zarr.Group] = {}
         self._committed: dict[str, int] = {}
@@ -120,7 +158,7 @@ class RunWriter:
             raise RecorderError(f"{group}/{var}: dims {full_dims} do not match data of {sample.ndim + 1} dims")
         capacity = self._capacity[group] or PREALLOCATED_ROWS
         shape = (capacity,) + sample.shape
-        fill = np.nan if sample.dtype.kind == "f" else (False if sample.dtype.kind == "b" else -1)
+        fill = fill_value(sample.dtype)
         arr = g.create_array(
             var,
             shape=shape,
@@ -134,6 +172,36 @@ class RunWriter:
             arr.attrs.update(self._variable_attrs[(group, var)])
         self._capacity[group] = capacity
         return arr
+
+    def _check_writable(self, group: str) -> None:
+        """Refuse to write when another process holds the lease or changed the group's arrays.
+
+        zarr silently drops writes past an array's end, so a writer whose cached capacity is wrong
+        (someone trimmed the store under it) would commit rows of fill values: the real capacity is
+        read from disk before every write.
+        """
+        if self.lease is not None and not self.lease.check():
+            raise WriterError(
+                f"{self.location.source}: another process took this store's lease; pinnlog stopped writing "
+                f"(rows up to {self._committed.get(group, 0)} of {group!r} are committed)"
+            )
+        from zarr.core.buffer import default_buffer_prototype
+
+        from pinnlog.analyzer.store.metadata import sync
+
+        axis = GROUPS[group].axis
+        for var, arr in self._groups[group].arrays():
+            dims = arr.metadata.dimension_names or ()
+            if not dims or dims[0] != axis:
+                continue
+            buf = sync(self._store.get(f"{group}/{var}/zarr.json", prototype=default_buffer_prototype()))
+            shape = json.loads(buf.to_bytes()).get("shape") if buf is not None else None
+            if not shape or shape[0] != self._capacity[group]:
+                raise WriterError(
+                    f"{self.location.source}: {group}/{var} was changed by another process (capacity "
+                    f"{shape[0] if shape else 'gone'}, the writer expected {self._capacity[group]}); pinnlog stopped writing "
+                    f"(rows up to {self._committed.get(group, 0)} of {group!r} are committed)"
+                )
 
     def describe(self, group: str, var: str, **attrs: str) -> None:
         """Attributes of variable ``group/var`` (``long_name``, ``units``): set now, or when it is created."""
@@ -170,6 +238,7 @@ class RunWriter:
                 var,
                 shape=value.shape,
                 dtype=str if value.dtype.kind in "UT" else value.dtype,  # names: Zarr v3 string (vlen-utf8)
+                fill_value=None if value.dtype.kind in "UT" else fill_value(value.dtype),
                 compressors=compressors(),
                 dimension_names=var_dims,
                 overwrite=True,
@@ -198,6 +267,7 @@ class RunWriter:
         start = self._committed[group]
         for var, value in rows.items():
             self._ensure_array(group, var, value[0], dims)
+        self._check_writable(group)
         self._grow(group, start + n)
         g = self._groups[group]
         axis = GROUPS[group].axis
@@ -217,6 +287,11 @@ class RunWriter:
     # -- closing -----------------------------------------------------------------------------------
     def close(self, status: str = "complete") -> None:
         """Trim every array to its committed rows, set ``status``, consolidate metadata."""
+        if self.lease is not None and not self.lease.check():
+            # Another process owns the directory now (it took a stale lease, or overwrote it): not ours to close.
+            raise WriterError(
+                f"{self.location.source}: another process took this store's lease; pinnlog left it as that process has it"
+            )
         for name, g in self._groups.items():
             n = self._committed[name]
             axis = GROUPS[name].axis
@@ -225,11 +300,34 @@ class RunWriter:
                 if dims and dims[0] == axis and arr.shape[0] != n:
                     set_rows(arr, n)
             self._capacity[name] = n
+        # What was recorded, for verify: a group deleted or emptied later is damage, not "never recorded".
+        self.root.attrs["committed"] = dict(self._committed)
+        if isinstance(self._store, DigestingLocalStore):
+            # The manifest before the status: a store that says "complete" always has one.
+            self._write_digests()
         self.root.attrs["status"] = status
         with warnings.catch_warnings():
             # zarr warns that consolidated metadata is not (yet) in the v3 spec; format 1 documents it.
             warnings.filterwarnings("ignore", category=ZarrUserWarning)
             zarr.consolidate_metadata(self._store)
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+
+    def _write_digests(self) -> None:
+        """Save the chunk manifest atomically (temp file + rename)."""
+        root = os.fspath(self._store.root)
+        doc = json.dumps({"algorithm": "crc32", "chunks": dict(sorted(self._store.digests.items()))}).encode()
+        tmp = os.path.join(root, DIGESTS_NAME + ".partial")
+        with open(tmp, "wb") as f:
+            f.write(doc)
+        os.replace(tmp, os.path.join(root, DIGESTS_NAME))
+
+    def abandon(self) -> None:
+        """Stop writing as a killed process would: the lease is left behind, stale (tests of repair use this)."""
+        if self.lease is not None:
+            self.lease.abandon()
+            self.lease = None
 
     def set_attrs(self, **attrs: Any) -> None:
         self.root.attrs.update(jsonable(attrs))

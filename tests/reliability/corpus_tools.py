@@ -132,6 +132,8 @@ def write_healthy_store(
             )
     if close:
         store.close("complete")
+    else:
+        store.abandon()  # left open as a kill leaves it: the lease stays behind, stale
     return path
 
 
@@ -192,3 +194,19 @@ def shard_of(payload: bytes) -> bytes:
 
     index = np.array([0, len(payload)], dtype="<u8").tobytes()
     return payload + bytes(CRC32C().encode(index))
+
+
+def drop_manifest(path: Path) -> Path:
+    """The store as a killed-then-repaired run leaves it: no chunk manifest, no ``committed`` list.
+
+    Tests that edit arrays through plain zarr use it, so that a check other than the manifest is what
+    they exercise (with the manifest, any such edit is refused as a chunk pinnlog did not write).
+    """
+    import json
+
+    (path / ".pinnlog-digests.json").unlink()
+    meta = json.loads((path / "zarr.json").read_text())
+    meta["attributes"].pop("committed", None)
+    meta.pop("consolidated_metadata", None)
+    (path / "zarr.json").write_text(json.dumps(meta))
+    return path

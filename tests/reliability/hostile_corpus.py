@@ -32,6 +32,7 @@ from corpus_tools import (
     LAYOUT,
     SCRIPT,
     batch_reductions,
+    drop_manifest,
     edit_node,
     evil_pickle,
     first_chunk,
@@ -90,6 +91,20 @@ CASE_NAMES = (
     "empty_run",
     "steps_not_increasing",
     "unknown_group",
+    # issue 13
+    "checksum_bitflip",
+    "swapped_chunks",
+    "fill_zero_deleted_chunk",
+    "big_endian_codec",
+    "inverted_is_bias",
+    "deleted_recorded_group",
+    "json_200k_deep",
+    "config_900_deep",
+    "symlink_loop_chunk",
+    "compression_bomb",
+    "huge_static_shape",
+    "storage_transformers",
+    "bad_chunk_separator",
 )
 
 
@@ -135,12 +150,16 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
 
         return deco
 
-    def copy(path):
+    def copy(path, keep_manifest=False):
+        """The base store; without its chunk manifest unless asked (cases that edit arrays through plain
+        zarr exercise the other checks, the manifest would refuse any such edit first)."""
         shutil.copytree(base, path, symlinks=True)
+        if not keep_manifest:
+            drop_manifest(path)
 
     @case("healthy", "the untouched base store (control)", False, 0)
     def _(p):
-        copy(p)
+        copy(p, keep_manifest=True)
 
     # -- not a store ----------------------------------------------------------------------------------
     @case("not_a_directory", "a plain file named like a store", True, 2)
@@ -239,14 +258,14 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
         copy(p)
         set_root_attr(p, "n_batches", "many")
 
-    @case("layout_mismatch", "layout declares 20 parameters, the raw arrays hold 13", False, 1, "the root attributes say 20")
+    @case("layout_mismatch", "layout declares 20 parameters, the raw arrays hold 13", True, 1, "the root attributes say 20")
     def _(p):
         copy(p)
         layout = json.loads(json.dumps(LAYOUT))
         layout[-1]["shape"], layout[-1]["numel"] = [8], 8
         set_root_attr(p, "layout", layout)
 
-    @case("huge_string_attrs", "model and config hold 10 MB strings", False, 0)
+    @case("huge_string_attrs", "model and config hold 10 MB strings: over the 4 MiB metadata cap (issue 13)", True, 2)
     def _(p):
         copy(p)
         set_root_attr(p, "model", "M" * 10_000_000)
@@ -282,7 +301,7 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
         copy(p)
         edit_node(p, "weights/weights", lambda d: d.pop("dimension_names"))
 
-    @case("wrong_dtype", "gradient_stats/sum_mu2 stored as int16", False, 1, "int16")
+    @case("wrong_dtype", "gradient_stats/sum_mu2 stored as int16", True, 1, "int16")
     def _(p):
         copy(p)
         g = zarr.open_group(p, mode="r+")
@@ -310,7 +329,7 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
         "bits flipped inside a batch_gradients chunk and a gradient_stats chunk",
         False,
         1,
-        "sum_rms2 = sum_mu2 + sum_sigma2",
+        "checksum",  # its crc32c fails (a store without checksums broke the identity check)
     )
     def _(p):
         copy(p)
@@ -457,6 +476,104 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
         copy(p)
         g = zarr.open_group(p, mode="r+")
         g.create_group("extras").create_array("x", data=np.arange(3), dimension_names=("i",))
+
+    # -- issue 13: silent wrong results, races and resources --------------------------------------------------
+    def meta_edit(p, node, fn):
+        path = p / node / "zarr.json"
+        doc = json.loads(path.read_text())
+        fn(doc)
+        path.write_text(json.dumps(doc))
+
+    @case("checksum_bitflip", "one bit flipped in a sum_w2 chunk (crc32c and manifest)", False, 1, "gradient_stats/sum_w2")
+    def _(p):
+        copy(p, keep_manifest=True)
+        chunk = first_chunk(p, "gradient_stats/sum_w2")
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2] ^= 0x10
+        chunk.write_bytes(bytes(data))
+
+    @case("swapped_chunks", "the sum_mu2 and sum_sigma2 chunk files swapped", False, 1, "CRC-32")
+    def _(p):
+        copy(p, keep_manifest=True)
+        a, b = first_chunk(p, "gradient_stats/sum_mu2"), first_chunk(p, "gradient_stats/sum_sigma2")
+        tmp = a.with_name("swap")
+        a.rename(tmp), b.rename(a), tmp.rename(b)
+
+    @case("fill_zero_deleted_chunk", "test_error fill_value 0 and its chunk deleted", True, 1, "fill_value")
+    def _(p):
+        copy(p, keep_manifest=True)
+        meta_edit(p, "scalars/test_error", lambda d: d.__setitem__("fill_value", 0.0))
+        first_chunk(p, "scalars/test_error").unlink()
+
+    @case("big_endian_codec", "sum_w2 declared big-endian", True, 1, "endian")
+    def _(p):
+        copy(p, keep_manifest=True)
+        meta_edit(p, "gradient_stats/sum_w2", lambda d: d["codecs"][0]["configuration"].__setitem__("endian", "big"))
+
+    @case("inverted_is_bias", "is_bias inverted (no manifest: the layout check)", True, 1, "differs from the layout")
+    def _(p):
+        copy(p)
+        arr = zarr.open_array(zarr.storage.LocalStore(p / "gradient_stats" / "is_bias"), mode="r+")
+        arr[...] = ~arr[...]
+
+    @case("deleted_recorded_group", "the gradient_stats folder deleted", False, 1, "gradient_stats")
+    def _(p):
+        copy(p, keep_manifest=True)
+        shutil.rmtree(p / "gradient_stats")
+
+    @case("json_200k_deep", "the root zarr.json nests 200,000 levels", True, 2)
+    def _(p):
+        copy(p)
+        (p / "zarr.json").write_text("[" * 200_000 + "]" * 200_000)
+
+    @case("config_900_deep", "a config attribute nested 900 deep", True, 2)
+    def _(p):
+        copy(p)
+        doc = json.loads((p / "zarr.json").read_text())
+        doc.pop("consolidated_metadata", None)
+        text = json.dumps(doc)
+        (p / "zarr.json").write_text(text[:-2] + ', "deep": ' + "[" * 900 + "]" * 900 + "}}")
+
+    @case("symlink_loop_chunk", "a chunk that is a link to itself", False, 1, "link")
+    def _(p):
+        copy(p)
+        chunk = first_chunk(p, "scalars/loss")
+        chunk.unlink()
+        chunk.symlink_to(chunk)
+
+    @case("compression_bomb", "a Blosc header promising 2 GiB", False, 1, "scalars/loss")
+    def _(p):
+        import struct
+
+        copy(p)
+        chunk = first_chunk(p, "scalars/loss")
+        data = bytearray(chunk.read_bytes())
+        struct.pack_into("<I", data, 4, 2**31)
+        chunk.write_bytes(bytes(data))
+
+    @case("huge_static_shape", "numel of shape 2**33 in one chunk", True, 1, "gradient_stats/numel")
+    def _(p):
+        copy(p)
+
+        def grow(d):
+            d["shape"] = [2**33]
+            d["chunk_grid"]["configuration"]["chunk_shape"] = [2**33]
+
+        meta_edit(p, "gradient_stats/numel", grow)
+
+    @case("storage_transformers", "an array declaring a storage transformer", True, 1, "storage_transformers")
+    def _(p):
+        copy(p)
+        meta_edit(p, "scalars/loss", lambda d: d.__setitem__("storage_transformers", [{"name": "evil"}]))
+
+    @case("bad_chunk_separator", "a chunk_key_encoding separator of '|'", True, 1, "chunk_key_encoding")
+    def _(p):
+        copy(p)
+        meta_edit(
+            p,
+            "scalars/loss",
+            lambda d: d.__setitem__("chunk_key_encoding", {"name": "default", "configuration": {"separator": "|"}}),
+        )
 
     assert tuple(cases) == CASE_NAMES, "CASE_NAMES must list the cases build_corpus writes, in order"
     return cases

@@ -82,8 +82,9 @@ def test_analyze_reports_or_refuses_in_one_line(hostile, analyzed, name):
     case = hostile[0][name]
     result, out = analyzed(name)
     assert_no_traceback(result)
-    assert result.exit_code in (0, 2), result.stdout[-2000:] + result.stderr[-2000:]
-    if result.exit_code == 2:
+    # 1: a damaged store (CorruptStoreError, the line names `pinnlog verify`); 2: not a store / a user mistake
+    assert result.exit_code in (0, 1, 2), result.stdout[-2000:] + result.stderr[-2000:]
+    if result.exit_code in (1, 2):
         assert result.stderr.startswith("error: ")
         assert_one_line(result.stderr)
         return
@@ -110,7 +111,7 @@ def test_no_payload_ever_runs_and_the_payloads_are_real(hostile, cli, analyzed):
         with pytest.raises(PinnlogError):
             open_run(path)
         assert cli("verify", path).exit_code in (1, 2)
-        assert analyzed(name)[0].exit_code == 2
+        assert analyzed(name)[0].exit_code in (1, 2)
     assert not marker.exists(), "a pickle payload from the store was executed"
     # The payload in the corpus does create the marker when unpickled: the check above can fail.
     payload = (cases["zarr_v2_pickle"].path / "evil" / "0").read_bytes()

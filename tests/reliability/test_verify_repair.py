@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from corpus_tools import first_chunk, write_healthy_store
+from corpus_tools import drop_manifest, first_chunk, write_healthy_store
 
 from pinnlog.analyzer.errors import CorruptStoreError, NotAStoreError
 from pinnlog.analyzer.store import repair_run, verify_run
@@ -130,7 +130,7 @@ def test_repair_of_something_that_is_not_a_store_is_refused(tmp_path):
 
 
 def test_one_capture_whose_reductions_break_the_identity_is_the_only_unusable_row(tmp_path):
-    path = write_healthy_store(tmp_path / "r.zarr")
+    path = drop_manifest(write_healthy_store(tmp_path / "r.zarr"))
     arr = zarr.open_array(path / "gradient_stats" / "sum_mu2", mode="r+")
     arr[5, 1] = arr[5, 1] * 2 + 1.0  # sum_rms2 no longer equals sum_mu2 + sum_sigma2 at capture 5
     report = verify_run(path)
@@ -140,21 +140,21 @@ def test_one_capture_whose_reductions_break_the_identity_is_the_only_unusable_ro
 
 
 def test_a_raw_snapshot_that_disagrees_with_the_reductions_is_named_by_its_step(tmp_path):
-    path = write_healthy_store(tmp_path / "r.zarr")
+    path = drop_manifest(write_healthy_store(tmp_path / "r.zarr"))
     bg = zarr.open_array(path / "batch_gradients" / "batch_gradients", mode="r+")
     row = bg[2]
     row[0] += 0.5  # batch 0 of snapshot 2 shifts: its mean and spread, hence SNR, change
     bg[2] = row
     step = int(zarr.open_array(path / "batch_gradients" / "step", mode="r")[2])
     report = verify_run(path)
-    (finding,) = [f for f in report.findings if f.check == "snr consistency"]
+    (finding,) = [f for f in report.findings if f.check == "raw consistency"]
     assert finding.level == "damaged" and f"first at step {step}" in finding.detail
     assert report.usable["batch_gradients"] == report.committed["batch_gradients"] - 1
 
 
 def test_snr_consistency_passes_on_a_healthy_store(tmp_path):
     report = verify_run(write_healthy_store(tmp_path / "ok.zarr"))
-    (finding,) = [f for f in report.findings if f.check == "snr consistency"]
+    (finding,) = [f for f in report.findings if f.check == "raw consistency"]
     assert finding.level == "ok" and finding.detail.startswith("4 snapshot(s) agree")
 
 
@@ -191,7 +191,7 @@ def test_a_file_url_gets_the_guards_of_a_path(tmp_path):
     assert report.exit_code == 1 and any(f.check == "files" and "link leaving the store" in f.detail for f in report.findings)
     with pytest.raises(CorruptStoreError, match="links leaving the store"):
         repair_run(url)
-    with pytest.raises(CorruptStoreError, match="link leaving the store"):
+    with pytest.raises(CorruptStoreError, match="link"):
         _ = open_run(url)["scalars"]["loss"].values
     assert (tmp_path / "secret").read_text() == "x"
 
@@ -205,11 +205,12 @@ def test_cli_repair_then_verify(tmp_path, cli):
     assert cli("verify", path).exit_code == 0
 
 
-def test_safe_store_follows_links_that_stay_inside_and_a_linked_store_directory(tmp_path):
+def test_safe_store_follows_no_link_inside_but_opens_a_linked_store_directory(tmp_path):
     path = write_healthy_store(tmp_path / "real.zarr")
+    (tmp_path / "alias.zarr").symlink_to(path, target_is_directory=True)
+    assert verify_run(tmp_path / "alias.zarr").exit_code == 0
     chunk = first_chunk(path, "scalars/loss")
     shutil.move(chunk, path / "scalars" / "loss" / "moved_chunk")
-    os.symlink(path / "scalars" / "loss" / "moved_chunk", chunk)  # a link inside the store is fine
-    (tmp_path / "alias.zarr").symlink_to(path, target_is_directory=True)
+    os.symlink(path / "scalars" / "loss" / "moved_chunk", chunk)  # issue 13: no link is followed, even inside
     report = verify_run(tmp_path / "alias.zarr")
-    assert report.exit_code == 0, str(report)
+    assert report.exit_code == 1 and any("link inside the store" in f.detail for f in report.findings)

@@ -41,9 +41,11 @@ __all__ = [
 FORMAT_VERSION = 1  # the major version: a reader refuses majors it does not know
 #: Format 1.1 (root attribute ``pinnlog_format_minor = 1``) adds the name coordinates ``tensor`` and
 #: ``layer_name`` to ``gradient_stats``; 1.0 stores (no minor attribute) lack them and still open.
-FORMAT_MINOR = 1
+#: Format 1.2 (``pinnlog_format_minor = 2``) adds crc32c checksums, the chunk manifest and the writer lease
+#: (docs/format.md); a 1.2 reader still opens 1.0 and 1.1 stores.
+FORMAT_MINOR = 2
 KNOWN_FORMATS = (1,)
-KNOWN_MINORS = (0, 1)
+KNOWN_MINORS = (0, 1, 2)
 #: The variables of format 1.1 that hold names (Zarr v3 ``string``, vlen-utf8): coordinates only.
 STRING = "string"
 STATUS_VALUES = ("recording", "complete", "interrupted")

@@ -192,7 +192,7 @@ def test_unknown_pinnlog_format(tmp_path, value):
     assert_one_line(info.value, "pinnlog_format=", "upgrade pinnlog")
 
 
-@pytest.mark.parametrize("minor", [2, "1", True, 1.5])
+@pytest.mark.parametrize("minor", [3, "1", True, 1.5])
 def test_unknown_format_minor(tmp_path, minor):
     attrs = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=3).attrs
     attrs.update({"pinnlog_format": 1, "pinnlog_format_minor": minor})

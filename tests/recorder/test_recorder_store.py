@@ -86,7 +86,7 @@ def test_plain_xarray_selects_a_tensor_by_name(run_path):
     ours = open_run(run_path)["gradient_stats"]
     for i, name in enumerate(named):
         np.testing.assert_array_equal(stats.sel(tensor=name)["sum_mu2"].values, ours["sum_mu2"].values[:, i])
-    assert open_run(run_path).attrs["pinnlog_format_minor"] == 1
+    assert open_run(run_path).attrs["pinnlog_format_minor"] == 2  # 1.2: name coordinates (1.1) and checksums
 
 
 def test_root_attributes_describe_the_run(run_path):

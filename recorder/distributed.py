@@ -61,13 +61,13 @@ def merge_moments(mean: torch.Tensor, m2: torch.Tensor, count: int, group=None) 
 class _GatheringRecorder(Recorder):
     """Rank 0's recorder: its captures merge every rank's batches (``DistributedRecorder``)."""
 
-    def __init__(self, *args, exchange: Callable[[bool], captures.GradientCapture], distributed_attrs: dict, **kwargs):
+    def __init__(self, *args, exchange: Callable[..., captures.GradientCapture], distributed_attrs: dict, **kwargs):
         self._exchange = exchange
         super().__init__(*args, **kwargs)
         self._writer.submit(lambda store: store.set_attrs(distributed=distributed_attrs))
 
     def _capture_batch_gradients(self, raw: bool) -> captures.GradientCapture:
-        return self._exchange(raw)
+        return self._exchange(raw, self._current().grads)
 
 
 class DistributedRecorder:
@@ -119,7 +119,10 @@ class DistributedRecorder:
         self.model = _unwrap(model)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self._batch_loss, self._shared_loss, self._n_local = batch_loss, shared_loss, n_batches
-        self._layout = captures.build_layout(self.model)
+        self._layout = captures.build_layout(self.model, options.get("parameters", "trainable"))
+        # Every rank follows its own model (frozen or replaced tensors give NaN on every rank alike).
+        self._tracker = captures.ParameterTracker(self._layout, self.model, optimizer)
+        self._step = 0
         self._check_ranks_agree()
         self._schedule, self._raw_schedule = as_schedule(schedule), as_schedule(raw_schedule)
         self._closed = self._exchanged = False
@@ -157,12 +160,16 @@ class DistributedRecorder:
                 f"ranks disagree on (n_batches, parameters): {seen}; pass the same n_batches and model on every rank"
             )
 
-    def _exchange(self, raw: bool) -> captures.GradientCapture | None:
+    def _exchange(self, raw: bool, params=None) -> captures.GradientCapture | None:
         """This rank's part of one capture; on rank 0, the merged reductions (and gathered raw rows)."""
         self._exchanged = True
         layout = self._layout
         rows = torch.empty((self._n_local, layout.n_params), dtype=torch.float32, device=layout.device) if raw else None
-        mean, m2 = captures.moments(self.model, layout, self._batch_loss, self._n_local, self._shared_loss, rows=rows)
+        if params is None:
+            params = self._tracker.resolve(self._step).grads
+        mean, m2 = captures.moments(
+            self.model, layout, self._batch_loss, self._n_local, self._shared_loss, rows=rows, params=params
+        )
         mean, m2, total = merge_moments(mean, m2, self._n_local)
         gathered = None
         if raw:
@@ -180,6 +187,7 @@ class DistributedRecorder:
             raise RecorderError("rec.step() after the recorder was closed; create a new DistributedRecorder for a new run")
         raw = bool(self._raw_schedule(step))
         self._exchanged = False
+        self._step = step
         if self._recorder is not None:
             self._recorder.step(step, **scalars)
         if (raw or self._schedule(step)) and not self._exchanged:

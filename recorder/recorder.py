@@ -173,8 +173,7 @@ class Recorder:
                 _check_signature(fn, name, (model,), f"{name}(model)")
         self.path = path
         self.model = model
-        self._tracker = None
-        self.optimizer = optimizer
+        self.optimizer = optimizer  # before the tracker exists: the setter skips it
         self._batch_loss, self._shared_loss, self._residuals = batch_loss, shared_loss, residuals
         self._n_batches, self._on_error = int(n_batches), on_error
         self._layout = captures.build_layout(model, parameters)
@@ -254,10 +253,12 @@ class Recorder:
     @optimizer.setter
     def optimizer(self, optimizer) -> None:
         self._optimizer = optimizer
-        if getattr(self, "_tracker", None) is not None:
-            self._tracker.optimizer = optimizer
-        if getattr(self, "_adam_moments", None) is not None:
-            self._adam_moments.optimizer = optimizer
+        tracker = getattr(self, "_tracker", None)
+        if tracker is not None:
+            tracker.optimizer = optimizer
+        moments = getattr(self, "_adam_moments", None)
+        if moments is not None:
+            moments.optimizer = optimizer
 
     def _current(self) -> captures.Live:
         """The model's tensors at this capture (resolved once per capture step)."""

@@ -169,7 +169,15 @@ def srr_b(stats, *, per_layer: bool = False, include_bias: bool = False, trained
     """
     ds = group_dataset(stats, _STATS, ("sum_mu2", "sum_rms2"))
     return _ratio_over_tensors(
-        ds, "sum_mu2", "sum_rms2", include_bias, per_layer, "srr_b", "Eq. 17", "batch signal-to-rms ratio (gradient homogeneity)", trained_only
+        ds,
+        "sum_mu2",
+        "sum_rms2",
+        include_bias,
+        per_layer,
+        "srr_b",
+        "Eq. 17",
+        "batch signal-to-rms ratio (gradient homogeneity)",
+        trained_only,
     )
 
 
@@ -204,7 +212,15 @@ def srr_c(stats, *, per_layer: bool = False, include_bias: bool = True, trained_
                 f"this run has no {var!r}: SRR_C needs Adam's moments, recorded when the optimizer is Adam or AdamW"
             )
     return _ratio_over_tensors(
-        ds, "sum_m_hat2", "sum_adam_denom2", include_bias, per_layer, "srr_c", "Eq. 13", "Adam step-wise signal-to-rms ratio", trained_only
+        ds,
+        "sum_m_hat2",
+        "sum_adam_denom2",
+        include_bias,
+        per_layer,
+        "srr_c",
+        "Eq. 13",
+        "Adam step-wise signal-to-rms ratio",
+        trained_only,
     )
 
 

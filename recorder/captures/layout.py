@@ -182,8 +182,11 @@ class ParameterTracker:
     def resolve(self, step: int) -> Live:
         current = dict(self.model.named_parameters())
         held = self._held()
-        grads, weights, state = [], [], np.empty(len(self._names), dtype=np.int8)
-        frozen, gone = [], []
+        grads: list[torch.Tensor | None] = []
+        weights: list[torch.Tensor | None] = []
+        state = np.empty(len(self._names), dtype=np.int8)
+        frozen: list[str] = []
+        gone: list[str] = []
         for i, (name, original) in enumerate(zip(self._names, self.layout.params)):
             p = current.get(name)
             if p is None or p is not original:

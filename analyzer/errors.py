@@ -1,7 +1,7 @@
 """Every exception and warning pinnlog raises on purpose, the recorder's included: one base, one-line messages.
 
 The command line catches :class:`PinnlogError` once, prints its message and exits 2; anything else is
-an internal error (exit 1). Warnings derive from :class:`PinnlogWarning`.
+an internal error (exit 3). Warnings derive from :class:`PinnlogWarning`.
 
 Names that older releases exported from other modules (``MetricArgumentError``,
 ``ReportArgumentError``, ``WatchArgumentError``) are kept as aliases of :class:`ArgumentError`, the
@@ -18,6 +18,7 @@ __all__ = [
     "CorruptStoreError",
     "DegenerateMetricWarning",
     "EmptyRunError",
+    "ExportError",
     "MetricArgumentError",
     "MissingGroupError",
     "NotAStoreError",
@@ -26,6 +27,7 @@ __all__ = [
     "PhaseDetectionError",
     "PinnlogError",
     "PinnlogWarning",
+    "ReadOnlyStoreError",
     "RecorderError",
     "ReportArgumentError",
     "ReportOutputError",
@@ -33,6 +35,7 @@ __all__ = [
     "StoreNotFoundError",
     "UnknownFormatError",
     "WatchArgumentError",
+    "WidthsMismatchError",
     "WriterError",
     "short",
 ]
@@ -139,3 +142,19 @@ class SchedulerError(PinnlogError, ConnectionError):
 # -- warnings ----------------------------------------------------------------------------------------------
 class DegenerateMetricWarning(PinnlogWarning, RuntimeWarning):
     """A metric met a degenerate input (zero variance, zero mean, NaN) and returned inf or NaN there."""
+
+
+class ExportError(PinnlogError, ValueError):
+    """An export that cannot be done (nothing to export, a writer package not installed)."""
+
+
+class ReadOnlyStoreError(PinnlogError, PermissionError):
+    """``repair_run`` on a store this process cannot write: nothing is changed."""
+
+
+class WidthsMismatchError(PaperLogsError):
+    """The logs have another number of weight matrices than ``widths`` describe (``n_tensors``, ``widths``)."""
+
+    def __init__(self, message: str, *, n_tensors: int, widths: list[int]):
+        super().__init__(message)
+        self.n_tensors, self.widths = n_tensors, widths

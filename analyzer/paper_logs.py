@@ -28,9 +28,17 @@ import pandas as pd
 import xarray as xr
 
 from pinnlog.analyzer import __version__
-from pinnlog.analyzer.errors import PaperLogsError
+from pinnlog.analyzer.errors import PaperLogsError, WidthsMismatchError
 
-__all__ = ["PAPER_WIDTHS", "NormLog", "PaperLogsError", "import_paper_logs", "read_losses", "read_norm_log"]
+__all__ = [
+    "PAPER_WIDTHS",
+    "NormLog",
+    "PaperLogsError",
+    "WidthsMismatchError",
+    "import_paper_logs",
+    "read_losses",
+    "read_norm_log",
+]
 
 #: Layer widths of the paper's network: MLP [2] + [128] x 6 + [1], tanh.
 PAPER_WIDTHS = (2, 128, 128, 128, 128, 128, 128, 1)
@@ -227,15 +235,18 @@ def import_paper_logs(
         raise PaperLogsError(f"{src} has no {PER_LAYER_LOG} (the per-layer norms); pass a folder of the authors' logs")
     local_out = locate(out_path).local
     if local_out is not None and local_out.exists() and not overwrite:
-        raise PaperLogsError(f"{out_path} already exists; pass --overwrite (overwrite=True) or choose another output")
+        raise PaperLogsError(f"{out_path} already exists; pass overwrite=True or choose another output")
     if progress is not None:
         progress(f"reading {src}", 0, 1)
     per_layer = read_norm_log(src / PER_LAYER_LOG)
     n_tensors = len(per_layer.tensors)
     if n_tensors != len(widths) - 1:
-        raise PaperLogsError(
+        # the logs hold norms only: the number of weight matrices is known, their shapes are not
+        raise WidthsMismatchError(
             f"{src / PER_LAYER_LOG} has {n_tensors} weight matrices but widths={list(widths)} describe {len(widths) - 1}; "
-            "pass the widths of the network that wrote the logs"
+            f"pass widths= with the {n_tensors + 1} layer widths (input, hidden..., output) of the network that wrote the logs",
+            n_tensors=n_tensors,
+            widths=list(widths),
         )
     losses = read_losses(src / LOSSES_LOG) if (src / LOSSES_LOG).is_file() else None
     stats = _gradient_stats(per_layer)

@@ -37,6 +37,16 @@ class Refresh:
     def finished(self) -> bool:
         return self.status in FINISHED
 
+    @property
+    def phase(self) -> str | None:
+        """The phase the run is in, from this refresh's report: ``"total diffusion since step 12,300"``."""
+        runs = getattr(self.report, "summary", {}).get("runs") if self.report is not None else None
+        phases = runs[0].get("phases") if runs else None
+        if not phases:
+            return None
+        last = phases[-1]
+        return f"{last['label']} since step {last['first_step']:,}"
+
 
 def _look(path) -> tuple[str, dict[str, int]]:
     """``status`` and ``{group: n_committed}``, from metadata only (cheap on any store size)."""

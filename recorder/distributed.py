@@ -8,8 +8,10 @@
 
 With W processes each holding K_local fixed batches of its own data, the run's K = W x K_local batches
 are rank 0's batches, then rank 1's, ... (batch ``b`` is batch ``b % K_local`` of rank ``b // K_local``).
-On a scheduled step each rank streams its K_local batch gradients through Welford's update in float64
-(mean, M2 per parameter; :func:`pinnlog.recorder.captures.moments`, the loop ``Recorder`` uses), then two ``all_reduce`` sums merge the ranks exactly (Chan et al.'s pairwise
+On a scheduled step each rank computes the float64 moments (mean, M2 per parameter) of its K_local
+batch gradients with its own gradient engine (``engines.py``: :func:`pinnlog.recorder.captures.moments`,
+the loop ``Recorder`` uses, or the vectorised pass when ``batch_losses`` is given, self-checked on each
+rank), then two ``all_reduce`` sums merge the ranks exactly (Chan et al.'s pairwise
 formula, for W parts at once):
 
     mean = sum_r K_r mean_r / K        M2 = sum_r (M2_r + K_r (mean_r - mean)^2)
@@ -29,7 +31,7 @@ import torch.distributed as dist
 from torch import nn
 
 from pinnlog.analyzer.errors import RecorderError
-from pinnlog.recorder import captures
+from pinnlog.recorder import captures, engines
 from pinnlog.recorder.recorder import Recorder
 from pinnlog.recorder.schedules import Schedule, as_schedule, every
 
@@ -61,13 +63,25 @@ def merge_moments(mean: torch.Tensor, m2: torch.Tensor, count: int, group=None) 
 class _GatheringRecorder(Recorder):
     """Rank 0's recorder: its captures merge every rank's batches (``DistributedRecorder``)."""
 
-    def __init__(self, *args, exchange: Callable[..., captures.GradientCapture], distributed_attrs: dict, **kwargs):
-        self._exchange = exchange
+    def __init__(
+        self,
+        *args,
+        exchange: Callable[..., captures.GradientCapture],
+        describe_engine: Callable[[], dict],
+        distributed_attrs: dict,
+        **kwargs,
+    ):
+        self._exchange, self._describe_engine = exchange, describe_engine
         super().__init__(*args, **kwargs)
         self._writer.submit(lambda store: store.set_attrs(distributed=distributed_attrs))
 
     def _capture_batch_gradients(self, raw: bool) -> captures.GradientCapture:
-        return self._exchange(raw, self._current().grads)
+        result = self._exchange(raw, self._current().grads)
+        self._update_engine_attrs()
+        return result
+
+    def _engine_description(self) -> dict:
+        return self._describe_engine()  # rank 0's engine; gradient_stats/engine says "mixed" if ranks differ
 
 
 class DistributedRecorder:
@@ -92,6 +106,9 @@ class DistributedRecorder:
         rank must pass the same; the store's ``n_batches`` is ``world_size * n_batches`` >= 2.
     shared_loss : callable, optional
         A batch-independent term added to each of this rank's batch losses (as ``Recorder``).
+    batch_losses, engine, check_every, chunk_size
+        This rank's gradient engine (as ``Recorder``; ``batch_losses(model, batches)`` over this rank's
+        batches). The store's ``gradient_stats/engine`` is "mixed" where ranks used different engines.
     schedule, raw_schedule, **options
         As :class:`pinnlog.recorder.Recorder` (``residuals``, ``probe`` ... are recorded on rank 0).
     """
@@ -107,6 +124,10 @@ class DistributedRecorder:
         schedule: Schedule | int | Iterable[int] | None = every(100),
         raw_schedule: Schedule | int | Iterable[int] | None = None,
         shared_loss: Callable | None = None,
+        batch_losses: Callable | None = None,
+        engine: str = "auto",
+        check_every: int | None = 1000,
+        chunk_size: int | None = None,
         **options: Any,
     ):
         if not (dist.is_available() and dist.is_initialized()):
@@ -123,6 +144,17 @@ class DistributedRecorder:
         # Every rank follows its own model (frozen or replaced tensors give NaN on every rank alike).
         self._tracker = captures.ParameterTracker(self._layout, self.model, optimizer)
         self._step = 0
+        self._engine = engines.GradientEngine(
+            self.model,
+            self._layout,
+            batch_loss,
+            n_batches,
+            shared_loss,
+            batch_losses=batch_losses,
+            engine=engine,
+            check_every=check_every,
+            chunk_size=chunk_size,
+        )
         self._check_ranks_agree()
         self._schedule, self._raw_schedule = as_schedule(schedule), as_schedule(raw_schedule)
         self._closed = self._exchanged = False
@@ -144,6 +176,7 @@ class DistributedRecorder:
                 raw_schedule=raw_schedule,
                 shared_loss=shared_loss,
                 exchange=self._exchange,
+                describe_engine=self._engine.describe,
                 distributed_attrs=attrs,
                 **options,
             )
@@ -161,16 +194,20 @@ class DistributedRecorder:
             )
 
     def _exchange(self, raw: bool, params=None) -> captures.GradientCapture | None:
-        """This rank's part of one capture; on rank 0, the merged reductions (and gathered raw rows)."""
+        """This rank's part of one capture; on rank 0, the merged reductions (and gathered raw rows) with the
+        engine every rank used ("mixed" when they differ). ``params``: this rank's tensors now (None: frozen
+        or gone), rank 0's recorder passes its own; other ranks follow their model here."""
         self._exchanged = True
         layout = self._layout
-        rows = torch.empty((self._n_local, layout.n_params), dtype=torch.float32, device=layout.device) if raw else None
         if params is None:
             params = self._tracker.resolve(self._step).grads
-        mean, m2 = captures.moments(
-            self.model, layout, self._batch_loss, self._n_local, self._shared_loss, rows=rows, params=params
-        )
-        mean, m2, total = merge_moments(mean, m2, self._n_local)
+        local = self._engine.moments(keep_raw=raw, params=params)  # this rank's engine: the loop or the vectorised pass
+        rows = local.raw
+        mean, m2, total = merge_moments(local.mean, local.m2, self._n_local)
+        vectorised = torch.tensor([float(local.engine == "vectorised")], dtype=torch.float64, device=mean.device)
+        dist.all_reduce(vectorised)
+        n_vectorised = round(vectorised.item())
+        used = "vectorised" if n_vectorised == self.world_size else "loop" if n_vectorised == 0 else "mixed"
         gathered = None
         if raw:
             parts = [torch.empty_like(rows) for _ in range(self.world_size)] if self.rank == 0 else None
@@ -179,7 +216,7 @@ class DistributedRecorder:
         if self.rank != 0:
             return None
         sum_mu2, sum_sigma2 = captures.per_tensor_moments(mean, m2, total, layout)
-        return captures.GradientCapture(sum_mu2, sum_sigma2, raw=gathered)
+        return captures.GradientCapture(sum_mu2, sum_sigma2, raw=gathered, engine=used)
 
     def step(self, step: int, **scalars) -> None:
         """Call on every rank after ``optimizer.step()``; rank 0 records ``scalars`` (its own values)."""

@@ -31,7 +31,7 @@ from torch import nn
 from pinnlog.analyzer import __version__
 from pinnlog.analyzer.errors import RecorderError, WriterError
 from pinnlog.analyzer.store.write import RunWriter
-from pinnlog.recorder import captures
+from pinnlog.recorder import captures, engines
 from pinnlog.recorder.schedules import Schedule, as_schedule, every
 from pinnlog.recorder.writer import Writer, hand_over, rows_job, scalars_job
 
@@ -130,6 +130,17 @@ class Recorder:
     parameters : {"trainable", "all"}
         The tensors recorded: those with ``requires_grad`` now (default), or every parameter, so that
         tensors frozen now are recorded once they are unfrozen (NaN while frozen).
+    batch_losses : callable, optional
+        ``batch_losses(model, batches) -> Tensor[len(batches)]``: the same batch losses as ``batch_loss``
+        for the batches in the slice ``batches``, evaluated at once on stacked (k, n, ...) inputs; it
+        enables the vectorised engine (``recorder/engines.py``, docs/recording.md).
+    engine : {"auto", "loop", "vectorised"}
+        How a capture computes the K batch gradients; "auto": vectorised when ``batch_losses`` is given.
+    check_every : int or None
+        The vectorised engine is compared with the loop at the first capture and every ``check_every``-th
+        (default 1000; None: the first only); beyond 1e-5 relative it falls back to the loop with a warning.
+    chunk_size : int or None
+        Batches per vectorised pass (default: all K on CUDA, 25 on CPU; halved on CUDA out-of-memory).
     """
 
     def __init__(
@@ -151,6 +162,10 @@ class Recorder:
         probe_schedule: Schedule | int | Iterable[int] | None = None,
         on_error: str = "raise",
         parameters: str = "trainable",
+        batch_losses: Callable | None = None,
+        engine: str = "auto",
+        check_every: int | None = 1000,
+        chunk_size: int | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise RecorderError(f"model must be a torch.nn.Module, got {type(model).__name__}; pass the model being trained")
@@ -178,6 +193,17 @@ class Recorder:
         self._n_batches, self._on_error = int(n_batches), on_error
         self._layout = captures.build_layout(model, parameters)
         self._tracker = captures.ParameterTracker(self._layout, model, optimizer)
+        self._engine = engines.GradientEngine(
+            model,
+            self._layout,
+            batch_loss,
+            self._n_batches,
+            shared_loss,
+            batch_losses=batch_losses,
+            engine=engine,
+            check_every=check_every,
+            chunk_size=chunk_size,
+        )
         self._live: captures.Live | None = None
         device = self._layout.device
         self._schedule, self._raw_schedule = as_schedule(schedule), as_schedule(raw_schedule)
@@ -230,6 +256,7 @@ class Recorder:
             "layout": list(self._layout.tensors),
             "layers": [_with_units(layer, self._captures) for layer in self._layout.layers],
             "activation_layers": [site.name for site in sites],
+            "engine": self._engine_description(),
         }
         for c in self._captures:
             attrs.update(c.attrs())
@@ -238,6 +265,7 @@ class Recorder:
             for group, values in c.static().items():
                 store.set_static(group, values)
         self._writer = Writer(store)
+        self._engine_attrs = attrs["engine"]
         self._t0 = self._last_handover = time.perf_counter()
         self._rows: list[tuple[int, float, dict]] = []
         self._scalar_names: set[str] = set()
@@ -301,6 +329,20 @@ class Recorder:
             self._capture(step, due)
         elif len(self._rows) >= ROWS_PER_HANDOVER or now - self._last_handover > SECONDS_PER_HANDOVER:
             self._hand_over_rows(now)
+
+    def describe(self, scalar: str, *, long_name: str | None = None, units: str | None = None) -> None:
+        """Say what a scalar of ``rec.step`` is: stored as its variable's ``long_name`` and ``units`` attributes.
+
+        Reports label their axes with them: ``rec.describe("test_error", long_name="top-1 classification
+        error")`` makes a classifier's test-error axis say so instead of "relative L2 test error".
+        """
+        if not isinstance(scalar, str) or not scalar.isidentifier():
+            raise RecorderError(f"describe({scalar!r}): give the keyword the scalar is passed to rec.step with")
+        if self._closed:
+            raise RecorderError("rec.describe() after the recorder was closed; describe scalars while recording")
+        if self._disabled:
+            return
+        self._writer.submit(lambda store: store.describe("scalars", scalar, long_name=long_name, units=units))
 
     def flush(self) -> None:
         """Hand over buffered rows and wait until everything recorded so far is committed to the store."""
@@ -392,17 +434,21 @@ class Recorder:
         self._writer.submit(scalars_job(rows))
 
     def _capture_batch_gradients(self, raw: bool) -> captures.GradientCapture:
-        """The K batch gradients at the current weights, reduced per tensor (``recorder/distributed.py``
-        overrides this to merge the batches of every process)."""
-        return captures.capture_gradients(
-            self.model,
-            self._layout,
-            self._batch_loss,
-            self._n_batches,
-            self._shared_loss,
-            keep_raw=raw,
-            params=self._current().grads,
-        )
+        """The K batch gradients at the current weights, reduced per tensor, by the run's gradient engine
+        (``recorder/engines.py``; ``recorder/distributed.py`` overrides this to merge every process's)."""
+        result = self._engine.capture(keep_raw=raw, params=self._current().grads)
+        self._update_engine_attrs()
+        return result
+
+    def _engine_description(self) -> dict:
+        """The ``engine`` root attribute (docs/format.md)."""
+        return self._engine.describe()
+
+    def _update_engine_attrs(self) -> None:
+        described = self._engine_description()
+        if described != self._engine_attrs:  # a fall-back, or a self-check's figure
+            self._engine_attrs = described
+            self._writer.submit(lambda store: store.set_attrs(engine=described))
 
     def _capture(self, step: int, due: list[captures.Capture]) -> None:
         """Run the due captures at fixed weights and hand their rows, one job, to the writer.

@@ -30,7 +30,10 @@ def relative_l2(scalars) -> xr.DataArray:
     """
     ds = group_dataset(scalars, "scalars", ("test_error",))
     error = ds["test_error"].reset_coords(drop=True)
-    return finish(error, "relative_l2", "Eq. 7", "relative L2 test error")
+    # a run may name its test error (a classifier's "top-1 error"): the recorded attributes win
+    own = {k: error.attrs[k] for k in ("long_name", "units") if error.attrs.get(k)}
+    result = finish(error, "relative_l2", "Eq. 7", str(own.pop("long_name", "relative L2 test error")))
+    return result.assign_attrs(own)
 
 
 def steps_to_error(test_error, threshold: float) -> int | None:

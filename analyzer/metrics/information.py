@@ -203,6 +203,7 @@ def mutual_information(activations, *, binning: str = "relative", bins: int = 30
         units="bit",
         binning=binning,
         bins=int(bins),
+        **({"n_samples": int(ds.sizes["probe"])} if "probe" in ds.sizes else {}),
         **({"width": float(width)} if width else {}),
     )
 

@@ -17,6 +17,7 @@ import ruptures as rpt
 import xarray as xr
 
 from pinnlog.analyzer.errors import PhaseDetectionError
+from pinnlog.analyzer.phases.despike import hampel
 from pinnlog.analyzer.phases.table import Phase
 
 __all__ = ["PhaseDetectionError", "PhaseDetector"]
@@ -28,6 +29,7 @@ MEDIAN_EFFICIENCY = 1.2533  # std of a sample median = this x sigma / sqrt(n), f
 MIN_RESIDUALS = 100  # raw residuals pooled to estimate a cell's local noise
 SMALL_CELL = 6  # below this many samples a cell's own spread is its standard deviation, not its MAD
 MAX_PASSES = 3  # searches with cells re-cut at the boundaries found (see PhaseDetector.predict)
+CHI2_1_95 = 3.841  # 95% quantile of chi-square with 1 degree of freedom: the profile-likelihood interval
 
 
 def _signal_arrays(signal, steps=None) -> tuple[np.ndarray, np.ndarray, str]:
@@ -120,6 +122,9 @@ class PhaseDetector:
         ``(degree + 1) * max(noise_, 1)**2 * ln(n_cells)``, ``degree`` parameters per segment.
     refine : bool
         Move each boundary to the best raw sample within the two grid cells around it.
+    despike : int
+        Half-width (samples) of the Hampel filter run on log10 values before gridding
+        (:func:`~pinnlog.analyzer.phases.despike.hampel`); 0 turns it off.
 
     Attributes
     ----------
@@ -131,10 +136,19 @@ class PhaseDetector:
         Robust noise scale of the gridded curve in units of its expected noise (1 for white noise).
     penalty_ : float
         The penalty ``predict`` uses when ``n_phases`` is not given.
+    outliers_ : ndarray of bool
+        Samples the despiking replaced.
     """
 
     def __init__(
-        self, cost="linear", *, min_size: int = 4, bins_per_decade: int = 20, penalty: float | None = None, refine: bool = True
+        self,
+        cost="linear",
+        *,
+        min_size: int = 4,
+        bins_per_decade: int = 20,
+        penalty: float | None = None,
+        refine: bool = True,
+        despike: int = 3,
     ):
         if isinstance(cost, str) and cost not in DEGREES:
             try:
@@ -148,7 +162,9 @@ class PhaseDetector:
         if int(min_size) < 2 or int(bins_per_decade) < 2:
             raise PhaseDetectionError("min_size and bins_per_decade must be at least 2")
         self.cost, self.min_size, self.bins_per_decade = cost, int(min_size), int(bins_per_decade)
-        self.penalty, self.refine = penalty, refine
+        if int(despike) < 0:
+            raise PhaseDetectionError(f"despike must be a half-width >= 0, got {despike!r}")
+        self.penalty, self.refine, self.despike = penalty, refine, int(despike)
 
     # -- fit -----------------------------------------------------------------------------------
     def fit(self, signal, steps=None) -> PhaseDetector:
@@ -167,12 +183,18 @@ class PhaseDetector:
             warnings.warn(message, RuntimeWarning, stacklevel=2)
         keep &= ~bad
         self.steps_, x, y = step[keep], np.log10(step[keep]), np.log10(value[keep])
-        self.log_steps_, self.log_values_ = x, y
         if x.size < 2 * self.min_size:
             raise PhaseDetectionError(
                 f"{self.name_}: only {x.size} usable samples; phase detection needs at least {2 * self.min_size}"
             )
+        # despiked before the noise estimate too: the dips are not the noise the cells' medians carry
+        y, self.outliers_ = hampel(y, self.despike)
         self._abs_resid = _chord_residuals(x, y)
+        if self.outliers_.any() and not self.outliers_.all():
+            # a replaced sample sits exactly on its neighbours' median: its near-zero residual would
+            # understate the noise, so it counts as a typical one
+            self._abs_resid[self.outliers_] = np.median(self._abs_resid[~self.outliers_])
+        self.log_steps_, self.log_values_ = x, y
         self._cell_of = np.floor((x - x[0]) * self.bins_per_decade).astype(np.int64)
         grid = self._grid(())
         self.grid_x_, self.grid_y_, self.grid_weight_ = grid.x, grid.y, grid.weight
@@ -311,6 +333,61 @@ class PhaseDetector:
             right = _line_sse(*(s[right_edge] - s[cand] for s in sums), self.degree_)
             refined[i] = int(cand[np.argmin(left + right)])
         return refined
+
+    def intervals(self, bkps: list[int] | None = None, level: float = CHI2_1_95) -> list[tuple[int, int]]:
+        """A confidence interval ``(low step, high step)`` for each boundary: how flat the cost is around it.
+
+        Each boundary is moved over the grid cells between its neighbours (held fixed); the cells where
+        the weighted squared error of its two segments exceeds its minimum by at most ``level`` x
+        the larger of ``noise_**2`` and the two segments' reduced chi-square (the profile likelihood of
+        the change point; 3.84: 95 % for one parameter) bound the interval. The reduced chi-square
+        measures how much the curve wanders between cells beyond their noise, so slow oscillations
+        widen the interval rather than hide in it.
+
+        Parameters
+        ----------
+        bkps : list of int, optional
+            Sample indices ending each segment (default: the last ``predict``'s).
+        level : float
+            Cost increase that still counts as as good (in noise variances).
+
+        Returns
+        -------
+        list of (int, int)
+            Per boundary, the first step of the first and of the last cell in the interval; the boundary
+            itself always lies within.
+        """
+        if bkps is None:
+            if not hasattr(self, "bkps_"):
+                raise PhaseDetectionError("call predict() before intervals()")
+            bkps = self.bkps_
+        inner = [int(b) for b in bkps[:-1]]
+        if not inner:
+            return []
+        grid = self._grid(inner)
+        degree = self.degree_ or 1
+        x, y, w = grid.x - grid.x.mean(), grid.y - grid.y.mean(), grid.weight
+        sums = [np.r_[0.0, np.cumsum(v)] for v in (w, w * x, w * y, w * x * x, w * x * y, w * y * y)]
+        cell_of_bkp = [int(np.searchsorted(grid.starts, b)) for b in inner]
+        edges = [0, *cell_of_bkp, grid.starts.size]
+        scale = max(self.noise_, 1.0) ** 2 if np.isfinite(self.noise_) else 1.0
+        out = []
+        for i, cell in enumerate(cell_of_bkp):
+            left, right = edges[i], edges[i + 2]
+            cand = np.arange(left + degree, right - degree + 1)
+            if cand.size == 0:
+                step = int(self.steps_[inner[i]])
+                out.append((step, step))
+                continue
+            sse = _line_sse(*(s[cand] - s[left] for s in sums), degree) + _line_sse(*(s[right] - s[cand] for s in sums), degree)
+            # the local fit's own reduced chi-square: a curve that wanders more than its cells' noise says
+            # (correlated noise does not average out within a cell) gets a proportionally flatter cost
+            dof = max(right - left - 2 * degree - 1, 1)
+            local = max(scale, float(sse.min()) / dof)
+            good = cand[sse - sse.min() <= level * local]
+            lo, hi = min(int(good.min()), cell), max(int(good.max()), cell)
+            out.append((int(self.steps_[grid.starts[lo]]), int(self.steps_[grid.starts[hi]])))
+        return out
 
     def segments(self, labels: list[str] | None = None, bkps: list[int] | None = None) -> list[Phase]:
         """Segments of the last ``predict`` (or of ``bkps``: sample indices ending each segment), with

@@ -23,10 +23,10 @@ from dask.callbacks import Callback
 from pinnlog.analyzer.errors import (
     MissingGroupError,
     NothingToReportError,
-    PinnlogError,
     ReportArgumentError,
-    ReportOutputError,
+    ReportOutputError,  # re-exported: callers catch it from here
 )
+from pinnlog.analyzer.output import staged_directory, write_new
 from pinnlog.analyzer.report import summary as S
 from pinnlog.analyzer.report.comparison import comparison, matched_thresholds
 from pinnlog.analyzer.report.compose import FIGURES, RunResult
@@ -36,7 +36,16 @@ from pinnlog.analyzer.scheduler import dask_scheduler
 from pinnlog.analyzer.store.location import locate
 from pinnlog.analyzer.store.read import open_run, require_group
 
-__all__ = ["DEFAULT_SMOOTH", "DEFAULT_THRESHOLDS", "Report", "analyze_run", "compare_runs", "default_out_dir", "run_label"]
+__all__ = [
+    "DEFAULT_SMOOTH",
+    "DEFAULT_THRESHOLDS",
+    "Report",
+    "ReportOutputError",
+    "analyze_run",
+    "compare_runs",
+    "default_out_dir",
+    "run_label",
+]
 
 DEFAULT_THRESHOLDS = (0.1, 0.05, 0.01)
 DEFAULT_SMOOTH = None  # auto: see auto_smooth
@@ -190,20 +199,6 @@ def compute_all(lazy: dict[Any, Any], client: Any, progress: ProgressCallback, d
 # -- writing ----------------------------------------------------------------------------------------
 
 
-def _prepare_out_dir(out_dir: str | os.PathLike) -> Path:
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ReportOutputError(f"{out} is a file; pass a directory with -o DIR")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".pinnlog-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ReportOutputError(f"cannot write to {out} ({exc.strerror or type(exc).__name__}); choose another -o DIR") from exc
-    return out
-
-
 def auto_smooth(runs: Sequence[xr.DataTree]) -> int:
     """The moving-average window when none is given: captures / 50, between 1 and 60.
 
@@ -236,9 +231,6 @@ def _report(
     scheduler: str | None,
     progress: ProgressCallback | None,
 ) -> Report:
-    from pinnlog.analyzer import metrics as M
-    from pinnlog.analyzer.phases import detect_phases
-
     progress = progress or (lambda description, done, total: None)
     thresholds = [float(t) for t in thresholds]
     progress("opening", 0, len(paths))
@@ -256,19 +248,31 @@ def _report(
         recorded = {name: int(run[name].to_dataset().sizes.get("step", 0)) for name in run.children}
         results.append(RunResult(label, str(path), attrs, recorded, missing=missing, smooth=smooth))
         lazy.update({(label, name): value for name, value in values.items()})
-    out = _prepare_out_dir(out_dir)
+    with staged_directory(out_dir) as stage:  # the report appears whole, or the previous one stays
+        return _compute_and_write(results, lazy, stage, Path(out_dir), smooth, thresholds, scheduler, progress)
+
+
+def _compute_and_write(
+    results: list[RunResult],
+    lazy: dict,
+    stage: Path,
+    out: Path,
+    smooth: int,
+    thresholds: list[float],
+    scheduler: str | None,
+    progress: ProgressCallback,
+) -> Report:
+    """Compute, find phases, draw and write into ``stage`` (renamed to ``out`` by the caller)."""
+    from pinnlog.analyzer import metrics as M
+    from pinnlog.analyzer.phases.detect import phases_from_metrics
+
+    paths = [r.path for r in results]
     with dask_client(scheduler, runs=paths) as client:
         computed, notes = compute_all(lazy, client, progress, "computing metrics")
     for result in results:
         progress(f"phases and thresholds: {result.label}", 0, 1)
         result.values = {name: value for (label, name), value in computed.items() if label == result.label}
-        if "snr" in result.values:
-            try:
-                result.phases = detect_phases(result.values["snr"])
-            except PinnlogError as exc:
-                result.phases_note = f"phase detection failed: {exc}"
-        else:
-            result.phases_note = result.why_missing("snr")
+        result.phases, result.layer_phases, result.phases_note = phases_from_metrics(result.values, result.why_missing("snr"))
         error = result.values.get("test_error")
         result.steps_to_error = {t: (None if error is None else M.steps_to_error(error, t)) for t in thresholds}
     curves = {r.label: r.values.get("test_error") for r in results}
@@ -280,7 +284,7 @@ def _report(
             result.compare_steps = {
                 t["name"]: (None if error is None else M.steps_to_error(error, t["threshold"])) for t in levels
             }
-    figures, pngs, skipped = draw_figures(results, out, progress)
+    figures, pngs, skipped = draw_figures(results, stage, progress)
     run_docs = [
         S.run_summary(
             label=r.label,
@@ -290,6 +294,7 @@ def _report(
             values=r.values,
             phases=r.phases,
             phases_note=r.phases_note,
+            layer_phases=r.layer_phases,
             steps_to_error=r.steps_to_error,
         )
         for r in results
@@ -304,13 +309,11 @@ def _report(
         skipped=skipped,
         warnings=notes,
     )
-    summary_path = out / "summary.json"
-    summary_path.write_text(S.to_json(document), encoding="utf-8")
-    html_path = out / "report.html"
+    write_new(stage / "summary.json", S.to_json(document))
     captions = {name: caption for name, (_, caption) in FIGURES.items()}
-    html_path.write_text(render_report(document, pngs, captions), encoding="utf-8")
+    write_new(stage / "report.html", render_report(document, pngs, captions))
     progress("writing report", 1, 1)
-    return Report(out, html_path, summary_path, document, [out / f["png"] for f in figures])
+    return Report(out, out / "report.html", out / "summary.json", document, [out / f["png"] for f in figures])
 
 
 def analyze_run(

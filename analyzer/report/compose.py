@@ -33,6 +33,7 @@ class RunResult:
     missing: dict[str, str] = field(default_factory=dict)  # metric name -> why (names the recorder option)
     phases: Any = None
     phases_note: str | None = None
+    layer_phases: Any = None  # {layer: PhaseTable} from the per-layer SNR (Fig. A.13)
     steps_to_error: dict[float, int | None] = field(default_factory=dict)
     smooth: int = 1
     #: compare only: ``{threshold: step or None}`` over the levels the comparison uses (requested ones,
@@ -150,7 +151,7 @@ def _snr(runs, single, colors) -> Drawn | Skipped:
     fig, axes = F.new_figure(2, 1, width=6.2, height=4.2)
     phases = _phases(runs, single)
     raw = _arg(runs, "snr", single, _raw) if runs[0].smooth > 1 else None
-    F.plot_snr(_arg(runs, "snr", single, _drawn), raw=raw, phases=phases, ax=axes[0, 0], colors=colors)
+    F.plot_snr(_arg(runs, "snr", single, _drawn), raw=raw, window=runs[0].smooth, phases=phases, ax=axes[0, 0], colors=colors)
     axes[0, 0].set_title("a) SNR (Eq 8)", loc="left", fontsize="medium")
     notes = _notes(runs, "gradient_norms", "mean/std of the gradient", single)
     if _have(runs, "gradient_norms"):
@@ -238,7 +239,7 @@ def _residuals(runs, single, colors) -> Drawn | Skipped:
     if with_rba:
         R.plot_rba_weight_distribution(_arg(runs, "rba_weight", single, final), ax=axes[0, 2], colors=colors)
         axes[0, 2].set_title("c) RBA weights λ", loc="left", fontsize="medium")
-    notes = _notes(runs, "rba_weight", "RBA weights", single) + _notes(runs, "residual", "residual distribution", single)
+    notes = _rba_notes(runs, single) + _notes(runs, "residual", "residual distribution", single)
     return Drawn("residuals", FIGURES["residuals"][0], fig, notes)
 
 
@@ -269,6 +270,23 @@ def _dynamics(runs, single, colors) -> Drawn | Skipped | None:
     )
     notes = _notes(runs, "residual_homogeneity", "residual dispersion", False)
     return Drawn("dynamics", FIGURES["dynamics"][0], fig, notes)
+
+
+def _rba_notes(runs: Sequence[RunResult], single: bool) -> list[str]:
+    """Which runs have no RBA weights, without telling a run trained without RBA to record them."""
+    without = [r.label for r in runs if "rba_weight" not in r.values and "residual" in r.values]
+    if not without:
+        return []
+    how = "an RBA run records them by returning (residual, λ) from Recorder(residuals=...)"
+    if single:
+        return [f"RBA weights (Eq 28) not drawn: this run recorded none; {how}"]
+    having = [r.label for r in runs if "rba_weight" in r.values]
+    if having:
+        return [
+            f"RBA weights drawn for {', '.join(having)} only: {', '.join(without)} recorded none "
+            "(a run trained without RBA has none to record)"
+        ]
+    return [f"RBA weights (Eq 28) not drawn: no run recorded them; {how}"]
 
 
 def _steps_to_error(runs, single, colors) -> Drawn | Skipped | None:

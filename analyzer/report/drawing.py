@@ -11,17 +11,19 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from pinnlog.analyzer.output import open_new, write_new
 from pinnlog.analyzer.report.compose import FIGURES, Drawn, RunResult, Skipped, compose_one
 
 __all__ = ["draw_figures", "drawing_processes", "write_figure"]
 
-#: More than two processes rarely pay: there are nine figures of unequal cost.
+#: More than two processes rarely pay: a report has eight or nine figures of unequal cost.
 MAX_PROCESSES = 2
 
 
@@ -37,9 +39,10 @@ def write_figure(drawn: Drawn, out: Path) -> tuple[dict, bytes]:
     buffer = io.BytesIO()
     drawn.figure.savefig(buffer, format="png", dpi=110)
     png = buffer.getvalue()
-    (out / f"{drawn.name}.png").write_bytes(png)
+    write_new(out / f"{drawn.name}.png", png)
     drawn.figure.set_layout_engine("none")  # keep the layout the PNG got: the SVG is the same figure, sooner
-    drawn.figure.savefig(out / f"{drawn.name}.svg", format="svg")
+    with open_new(out / f"{drawn.name}.svg") as svg:
+        drawn.figure.savefig(svg, format="svg")
     entry = {
         "name": drawn.name,
         "title": drawn.title,
@@ -48,6 +51,10 @@ def write_figure(drawn: Drawn, out: Path) -> tuple[dict, bytes]:
         "notes": list(drawn.notes),
     }
     return entry, png
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _draw_one(runs: Sequence[RunResult], name: str, out: Path) -> tuple[dict | None, bytes | None, dict | None]:
@@ -75,11 +82,16 @@ def draw_figures(
     progress("drawing figures", 0, len(names))
     if processes > 1:
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        # Ctrl-C reaches the whole process group: the workers leave it to this process, which says it once
+        with ProcessPoolExecutor(processes, mp_context=context, initializer=_ignore_interrupts) as pool:
             futures = {pool.submit(_draw_one, runs, name, out): name for name in names}
-            for count, future in enumerate(as_completed(futures), start=1):
-                done[futures[future]] = future.result()
-                progress("drawing figures", count, len(names))
+            try:
+                for count, future in enumerate(as_completed(futures), start=1):
+                    done[futures[future]] = future.result()
+                    progress("drawing figures", count, len(names))
+            except BaseException:  # Ctrl-C or a failed figure: draw nothing more
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     else:
         for count, name in enumerate(names, start=1):
             done[name] = _draw_one(runs, name, out)

@@ -7,8 +7,9 @@ None, never pyplot's global state) and returns the Axes. Phases (a ``PhaseTable`
 :func:`pinnlog.analyzer.phases.detect_phases`, or ``{label: PhaseTable}`` when overlaying) are shaded and
 labelled for one run, and marked by dashed lines in each run's colour when overlaying.
 
-Steps axes are logarithmic as in the paper (Fig 6-12, A13-A14); rows at step 0 cannot be shown on them
-and are left out of the drawing. The residual figures are in ``figures_residuals.py``, the
+Steps axes are logarithmic as in the paper (Fig 6-12, A13-A14); when a curve has a row at step 0 (the
+weights before training), the axis is symmetric-log instead: linear from 0 to the first captured step,
+logarithmic above, so step 0 is drawn rather than dropped. The residual figures are in ``figures_residuals.py``, the
 comparison-only ones in ``figures_compare.py``.
 """
 
@@ -23,11 +24,12 @@ import seaborn as sns
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
 __all__ = [
     "figure_style",
+    "mark_saturation",
     "new_figure",
     "plot_binarization",
     "plot_gradient_norms",
@@ -50,6 +52,10 @@ Series = xr.DataArray | Mapping[str, xr.DataArray]
 
 #: Steps written as people count them: 200, 5,000.
 STEP_FORMATTER = FuncFormatter(lambda step, _: f"{step:,.0f}" if step >= 1 else f"{step:g}")
+
+
+#: Shares as percentages with the decimals each tick needs: 7.5%, 17.5%, 25% (never "8%" for 7.5 %).
+PERCENT_FORMATTER = FuncFormatter(lambda share, _: f"{100 * share:.10g}%")
 
 
 @contextlib.contextmanager
@@ -93,13 +99,13 @@ def _runs(values: Any, default: str) -> tuple[dict[str, Any], bool]:
     return {str(k): v for k, v in values.items() if v is not None}, False
 
 
-def _positive_steps(da: xr.DataArray) -> xr.DataArray:
-    return da.isel(step=np.flatnonzero(np.asarray(da["step"].values) > 0))
+def _drawable_steps(da: xr.DataArray) -> xr.DataArray:
+    return da.isel(step=np.flatnonzero(np.asarray(da["step"].values) >= 0))
 
 
 def _line(ax: Axes, da: xr.DataArray, **kwargs) -> None:
     # Unmeasured rows (NaN, e.g. a test error logged every 100 steps) would break the line into dots.
-    da = _positive_steps(da).dropna("step")
+    da = _drawable_steps(da).dropna("step")
     ax.plot(np.asarray(da["step"].values), np.asarray(da.values, dtype=float), **kwargs)
 
 
@@ -111,7 +117,7 @@ def _log_points(ax: Axes, *, positive_y: bool) -> tuple[np.ndarray, np.ndarray]:
             continue
         x = np.asarray(line.get_xdata(), dtype=float)
         y = np.asarray(line.get_ydata(), dtype=float)
-        ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+        ok = np.isfinite(x) & np.isfinite(y) & (x >= 0)
         if positive_y:
             ok &= y > 0
         xs.append(x[ok])
@@ -131,19 +137,26 @@ def _sparse_minor_ticks(axis, values: np.ndarray) -> None:
 
 
 def _log_axes(ax: Axes, *, logy: bool = True) -> None:
-    """Log steps (and values); an axis with nothing a log scale can show stays linear and says so."""
+    """Log steps (symmetric-log when step 0 is drawn) and log values where they are all positive."""
     ax.set_xlabel("step")
     steps, _ = _log_points(ax, positive_y=False)
     if steps.size == 0:
-        ax.text(0.5, 0.5, "no value at a step > 0 to draw", transform=ax.transAxes, ha="center", va="center", color="0.4")
+        ax.text(0.5, 0.5, "no value at a step >= 0 to draw", transform=ax.transAxes, ha="center", va="center", color="0.4")
         return
-    ax.set_xscale("log")
-    if steps.max() >= 100 * steps.min():
-        _sparse_minor_ticks(ax.xaxis, steps)
-    else:  # under two decades of steps: label 2 and 5 times the powers of ten, as plain numbers
-        ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-        ax.xaxis.set_minor_formatter(STEP_FORMATTER)
+    positive = steps[steps > 0]
+    if positive.size < steps.size:  # step 0 is drawn: linear up to the first positive step, logarithmic above
+        ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0, linscale=0.4)
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(STEP_FORMATTER)
+        ax.set_xlim(left=0.0)  # the autoscale margin would reach into negative steps
+    else:
+        ax.set_xscale("log")
+        if steps.max() >= 100 * steps.min():
+            _sparse_minor_ticks(ax.xaxis, steps)
+        else:  # under two decades of steps: label 2 and 5 times the powers of ten, as plain numbers
+            ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+            ax.xaxis.set_minor_formatter(STEP_FORMATTER)
+            ax.xaxis.set_major_formatter(STEP_FORMATTER)
     _, values = _log_points(ax, positive_y=True)
     if logy and values.size:
         ax.set_yscale("log")
@@ -196,28 +209,39 @@ def shade_phases(ax: Axes, phases: Any, *, colors: Mapping[str, Any] | None = No
                 )
     else:
         table = _phase_list(phases)
+        floor = 0.0 if ax.get_xscale() == "symlog" else 1.0  # a log axis starts above 0
+        to_display = ax.transData.transform
+        to_fraction = ax.transAxes.inverted().transform
         for i, phase in enumerate(table):
-            start = max(float(phase.first_step), 1.0, low)  # step axes are logarithmic
+            start = max(float(phase.first_step), floor, low)
             end = float(table[i + 1].first_step) if i + 1 < len(table) else float(phase.last_step)
             end = min(end, high)
             if end <= start:
                 continue
             color = PHASE_COLORS.get(phase.label, "0.6")
             ax.axvspan(start, end, color=color, alpha=0.13, lw=0, zorder=0)
+            low_step, high_step = getattr(phase, "first_step_low", None), getattr(phase, "first_step_high", None)
+            if i > 0 and low_step is not None and high_step is not None and high_step > low_step:
+                # the boundary's 95 % interval (docs/phases.md): a darker band, so an uncertain boundary looks it
+                ax.axvspan(max(float(low_step), low), min(float(high_step), high), color=color, alpha=0.25, lw=0, zorder=0)
             if i > 0 and start == float(phase.first_step):
                 ax.axvline(start, color=color, ls="--", lw=1.0, zorder=1)
-            middle = np.sqrt(start * end)  # the middle of the span on a log axis
+            # the label sits in the middle of the span as drawn, kept inside the axes near its edges
+            left, right = (to_fraction(to_display((x, 0.0)))[0] for x in (start, end))
+            middle = (left + right) / 2
+            ha = "left" if middle < 0.12 else "right" if middle > 0.88 else "center"
+            x = max(left, 0.01) if ha == "left" else min(right, 0.99) if ha == "right" else middle
             ax.text(
-                middle,
+                x,
                 0.98,
                 plain(phase.label),
-                transform=to_axes,
-                ha="center",
+                transform=ax.transAxes,
+                ha=ha,
                 va="top",
                 fontsize="small",
                 color=color,
                 fontweight="bold",
-                clip_on=True,
+                clip_on=False,
             )
     if xlim is not None:
         ax.set_xlim(xlim)
@@ -227,11 +251,18 @@ def shade_phases(ax: Axes, phases: Any, *, colors: Mapping[str, Any] | None = No
 
 
 def plot_snr(
-    snr: Series, *, raw: Series | None = None, phases: Any = None, ax: Axes | None = None, colors: Mapping[str, Any] | None = None
+    snr: Series,
+    *,
+    raw: Series | None = None,
+    window: int | None = None,
+    phases: Any = None,
+    ax: Axes | None = None,
+    colors: Mapping[str, Any] | None = None,
 ) -> Axes:
     """Whole-net SNR (Eq 8) against step, log-log, with the SNR = 1 regime boundary.
 
-    ``snr`` is drawn solid (pass the smoothed curve); ``raw``, when given, is drawn faintly behind it.
+    ``snr`` is drawn solid (pass the smoothed curve, and its moving-average ``window`` in captures);
+    ``raw``, when given, is drawn faintly behind it, and a legend tells the two apart.
     """
     ax = _ax(ax)
     runs, single = _runs(snr, "SNR")
@@ -241,14 +272,18 @@ def plot_snr(
         color = "C0" if single else colors[label]
         raw_da = next(iter(raws.values())) if single and raws else raws.get(label)
         if raw_da is not None:
-            _line(ax, raw_da, color=color, alpha=0.25, lw=0.6)
-        _line(ax, da, color=color, lw=1.4, label=plain("SNR" if single else label))
+            _line(ax, raw_da, color=color, alpha=0.25, lw=0.6, label="raw" if single else "_raw")
+        smoothed = f"moving average of {window} captures" if window and window > 1 else "smoothed"
+        name = ("SNR" if raw_da is None else f"SNR, {smoothed}") if single else label
+        _line(ax, da, color=color, lw=1.4, label=plain(name))
     ax.axhline(1.0, color="0.4", ls=":", lw=1.0)
     _log_axes(ax)
     ax.set_ylabel("SNR  ‖μ‖ / ‖σ‖")
     shade_phases(ax, phases, colors=colors)
     if not single:
-        _legend(ax)
+        _legend(ax, title="faint: raw" if raws else None)
+    elif raws:
+        _legend(ax, loc="lower left")
     return ax
 
 
@@ -311,7 +346,7 @@ def plot_srr(
         if values.size:
             right.set_yscale("log")
             _sparse_minor_ticks(right.yaxis, values)
-        right.set_ylabel("relative L2 test error")
+        right.set_ylabel(error_label(next(iter(errors.values()), None)))
         right.grid(False)
         lines, names = ax.get_legend_handles_labels()
         more, more_names = right.get_legend_handles_labels()
@@ -358,7 +393,10 @@ def plot_test_error(
     ax: Axes | None = None,
     colors: Mapping[str, Any] | None = None,
 ) -> Axes:
-    """Relative L2 test error against step, log-log, with the error thresholds as dotted lines."""
+    """Test error against step, log-log, with the error thresholds as dotted lines.
+
+    The axis label is the curve's own ``long_name`` (and ``units``): a classifier's error says so.
+    """
     ax = _ax(ax)
     runs, single = _runs(test_error, "test error")
     colors = colors or run_colors(list(runs))
@@ -369,11 +407,19 @@ def plot_test_error(
         ax.axhline(threshold, color="0.5", ls=":", lw=0.9)
         ax.text(1.0, threshold, f"{threshold:.0%} ", transform=to_axes, ha="right", va="bottom", fontsize="x-small", color="0.35")
     _log_axes(ax)
-    ax.set_ylabel("relative L2 test error")
+    ax.set_ylabel(error_label(next(iter(runs.values()), None)))
     shade_phases(ax, phases, colors=colors)
     if not single:
         _legend(ax)
     return ax
+
+
+def error_label(test_error: xr.DataArray | None) -> str:
+    """The test error's axis label from its own attributes: ``long_name [units]`` (default: relative L2 test error)."""
+    attrs = getattr(test_error, "attrs", {}) or {}
+    name = str(attrs.get("long_name") or "relative L2 test error")
+    units = str(attrs.get("units") or "")
+    return plain(f"{name} [{units}]" if units and units != "1" else name)
 
 
 # -- per layer (Fig 11, A13) ----------------------------------------------------------------------------
@@ -386,19 +432,24 @@ def layer_labels(values: xr.DataArray) -> list[str]:
     return [f"layer {v}" for v in np.asarray(values["layer"].values)]
 
 
+def layer_colors(n: int) -> list[Any]:
+    """``n`` colours a reader tells apart: the colour-blind qualitative palette, evenly spaced hues beyond 10."""
+    return sns.color_palette("colorblind", n) if n <= 10 else sns.color_palette("husl", n)
+
+
 def plot_per_layer(
     values: xr.DataArray, *, ylabel: str, logy: bool = True, phases: Any = None, ax: Axes | None = None, percent: bool = False
 ) -> Axes:
-    """One line per layer of a ``(step, layer)`` metric, coloured from shallow (light) to deep (dark)."""
+    """One line per layer of a ``(step, layer)`` metric, in clearly different colours (shallow to deep)."""
     ax = _ax(ax)
     names = layer_labels(values)
-    palette = sns.color_palette("crest", len(names))
+    palette = layer_colors(len(names))
     for i, name in enumerate(names):
         _line(ax, values.isel(layer=i), color=palette[i], lw=1.2, label=plain(name))
     _log_axes(ax, logy=logy)
     ax.set_ylabel(ylabel)
     if percent:
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.yaxis.set_major_formatter(PERCENT_FORMATTER)
     shade_phases(ax, phases)
     _legend(ax, ncols=2 if len(names) > 4 else 1)
     return ax
@@ -412,8 +463,38 @@ def plot_snr_per_layer(snr: xr.DataArray, *, phases: Any = None, ax: Axes | None
 
 
 def plot_mutual_information(mi: xr.DataArray, *, phases: Any = None, ax: Axes | None = None) -> Axes:
-    """I(X;T) per layer in bits (Eq 31; Fig 11 a-b)."""
-    return plot_per_layer(mi, ylabel="I(X;T) [bits]", logy=False, phases=phases, ax=ax)
+    """I(X;T) per layer in bits (Eq 31; Fig 11 a-b), on 0 .. log2 N bits.
+
+    H(T) of N probe inputs is at most log2 N bits, reached when every input has its own binned code
+    (the paper's early layers sit there). The axis spans 0 to a little above log2 N, with the bound
+    drawn and named, so a curve pinned at it reads as "saturated", not as noise around a zoomed axis.
+    """
+    ax = plot_per_layer(mi, ylabel="I(X;T) [bits]", logy=False, phases=phases, ax=ax)
+    mark_saturation(ax, mi)
+    return ax
+
+
+def mark_saturation(ax: Axes, mi: xr.DataArray, *, label: bool = True) -> None:
+    """Show ``ax`` on 0 .. log2 N bits with the bound H(T) <= log2 N drawn (and named when ``label``)."""
+    n = mi.attrs.get("n_samples")
+    values = np.asarray(mi.values, dtype=float)
+    finite = values[np.isfinite(values)]
+    top = float(np.log2(n)) if n else float(finite.max()) if finite.size else 1.0
+    if n:
+        ax.axhline(top, color="0.35", ls="--", lw=0.9)
+        if label:
+            to_axes = blended_transform_factory(ax.transAxes, ax.transData)
+            ax.text(
+                0.99,
+                top,
+                f"saturated at log₂ N = {top:.3g} bits (N = {int(n):,})",
+                transform=to_axes,
+                ha="right",
+                va="bottom",
+                fontsize="x-small",
+                color="0.3",
+            )
+    ax.set_ylim(0.0, max(top, float(finite.max()) if finite.size else top) * 1.08)
 
 
 def plot_binarization(binarization: xr.DataArray, *, phases: Any = None, ax: Axes | None = None) -> Axes:

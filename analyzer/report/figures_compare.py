@@ -15,13 +15,15 @@ import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from pinnlog.analyzer.report.figures import (
+    PERCENT_FORMATTER,
     _ax,
     _line,
     _log_axes,
     layer_labels,
+    mark_saturation,
     new_figure,
     plain,
     run_colors,
@@ -66,7 +68,10 @@ def plot_layers_overlay(
         if i % ncols == 0:
             ax.set_ylabel(ylabel)
         if percent:
-            ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+            ax.yaxis.set_major_formatter(PERCENT_FORMATTER)
+        bounded = [da for da in values.values() if da.attrs.get("n_samples") and i < da.sizes["layer"]]
+        if bounded:  # mutual information: 0 .. log2 N bits, the bound drawn (named in the first panel)
+            mark_saturation(ax, bounded[0].isel(layer=i), label=i == 0)
         shade_phases(ax, phases, colors=colors)
     for ax in flat[n_layers:]:
         ax.set_visible(False)

@@ -83,11 +83,42 @@ def plot_distribution(
         bins=60,
         ax=ax,
     )
+    _keep_spikes_off_scale(ax, data, log_scale)
     legend = ax.get_legend()
     if legend is not None:
         legend.set_title(None)
     ax.set_xlabel(xlabel)
     return ax
+
+
+#: A curve whose peak density is this many times the highest peak of the others is drawn off scale.
+SPIKE_RATIO = 3.0
+
+
+def _keep_spikes_off_scale(ax: Axes, data, log_scale: bool) -> None:
+    """Scale the density axis to the spread-out curves; a spike (the RBA weights at step 0, all near
+    λ₀ = 0, Eq 28) runs off the top and its legend entry gives its peak instead of flattening the rest."""
+    values = np.log10(data["value"].to_numpy()) if log_scale else data["value"].to_numpy()
+    edges = np.histogram_bin_edges(values, bins=60)
+    peaks = {}
+    for curve, rows in data.groupby("curve", sort=False):
+        v = np.log10(rows["value"].to_numpy()) if log_scale else rows["value"].to_numpy()
+        density, _ = np.histogram(v, bins=edges, density=True)
+        peaks[curve] = float(density.max()) if density.size else 0.0
+    if len(peaks) < 2:
+        return
+    spikes = {c for c, p in peaks.items() if p > SPIKE_RATIO * max(q for d, q in peaks.items() if d != c)}
+    rest = [p for c, p in peaks.items() if c not in spikes]
+    if not spikes or not rest:
+        return
+    # seaborn's density is per unit of the drawn axis; rescale our per-bin estimate to its axis top
+    top_drawn = ax.get_ylim()[1]
+    scale = top_drawn / max(peaks.values())
+    ax.set_ylim(0.0, 1.15 * max(rest) * scale)
+    legend = ax.get_legend()
+    for text in legend.get_texts() if legend is not None else ():
+        if text.get_text() in spikes:
+            text.set_text(f"{text.get_text()} (peak {peaks[text.get_text()] * scale:.3g}, off scale)")
 
 
 def plot_residual_distribution(residual: Series, *, ax: Axes | None = None, colors: Mapping[str, Any] | None = None) -> Axes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -34,9 +35,16 @@ p.headline { font-size: 1.2rem; font-weight: 600; }
 """
 
 
+#: Control characters HTML does not allow (C0 but tab/newline/CR, DEL, C1): shown as U+FFFD.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: Tab, newline and CR as character references: an attribute keeps them as data, never as layout.
+_WHITESPACE_REFS = {"\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+
+
 def esc(value: Any) -> str:
-    """Any value as text safe inside HTML elements and quoted attributes."""
-    return html.escape(str(value), quote=True)
+    """Any value as text safe inside HTML elements and quoted attributes (controls replaced, newlines as references)."""
+    text = html.escape(_FORBIDDEN.sub("\ufffd", str(value)), quote=True)
+    return re.sub("[\t\n\r]", lambda m: _WHITESPACE_REFS[m.group()], text)
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -83,12 +91,44 @@ def phase_table(run: Mapping[str, Any]) -> str:
     phases = run.get("phases")
     if not phases:
         return f'<p class="note">No phases: {esc(run.get("phases_note") or "no whole-net SNR was recorded")}</p>'
-    rows = [(p["label"], p["first_step"], p["last_step"], p["median_snr"], p["slope"]) for p in phases]
-    return _table(
-        ("phase", "first step", "last step", "median SNR", "slope (log-log)"),
+    rows = [(p["label"], p["first_step"], _interval(p), p["last_step"], p["median_snr"], p["slope"]) for p in phases]
+    table = _table(
+        ("phase", "first step", "95% interval", "last step", "median SNR", "slope (log-log)"),
         rows,
         row_classes=[_phase_class(p["label"]) for p in phases],
-        numeric=(False, True, True, True, True),
+        numeric=(False, True, False, True, True, True),
+    )
+    verdict = run.get("phases_verdict")
+    if verdict and verdict != "ok":
+        table += f'<p class="note">{esc(run.get("phases_note") or verdict)}</p>'
+    return table
+
+
+def _interval(phase: Mapping[str, Any]) -> str:
+    low, high = phase.get("first_step_low"), phase.get("first_step_high")
+    return "" if low is None or high is None else f"{low:,}–{high:,}"
+
+
+def layer_phase_table(run: Mapping[str, Any]) -> str:
+    """Per-layer phases (the paper's Fig. A.13): the step each layer's phases begin, one row per layer."""
+    layers = run.get("layer_phases")
+    if not layers:
+        return ""
+    labels = ("diffusion", "total diffusion")
+    rows = []
+    for entry in layers:
+        starts = {p["label"]: p for p in (entry.get("phases") or [])[1:]}
+        cells = [entry["layer"]]
+        for label in labels:
+            p = starts.get(label)
+            cells.append("" if p is None else f"{p['first_step']:,}" + (f" ({_interval(p)})" if _interval(p) else ""))
+        cells.append(entry.get("verdict") or "")
+        rows.append(tuple(cells))
+    return _table(
+        ("layer", "diffusion begins (95% interval)", "total diffusion begins (95% interval)", "verdict"),
+        rows,
+        caption="Phases per layer, from each weight matrix's own SNR (the paper's Fig. A.13)",
+        numeric=(False, False, False, False),
     )
 
 
@@ -266,6 +306,7 @@ def render_report(document: Mapping[str, Any], pngs: Mapping[str, bytes], captio
         heading = "Run" if document["kind"] == "analyze" else f"Run {esc(run['label'])}"
         out.append(f"<h2>{heading}: phases and summary</h2>")
         out.append(phase_table(run))
+        out.append(layer_phase_table(run))
         out.append(_summary_table(run))
     out.append("<h2>Figures</h2>")
     captions = captions or {}

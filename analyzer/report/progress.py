@@ -53,7 +53,8 @@ class DelayedProgress:
                 self.started = True
 
     def __enter__(self) -> DelayedProgress:
-        if self.enabled:
+        # Bars are for a person at a terminal; in a log or a pipe they would only leave blank lines behind.
+        if self.enabled and self._progress.console.is_terminal:
             self._timer = threading.Timer(self.delay, self._start)
             self._timer.daemon = True
             self._timer.start()

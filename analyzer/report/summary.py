@@ -89,15 +89,19 @@ def _minimum(values: xr.DataArray | None) -> dict | None:
 
 
 def phase_rows(phases: Any) -> list[dict] | None:
-    """A ``PhaseTable`` as the summary's rows ``{label, first_step, last_step, median_snr, slope}``.
+    """A ``PhaseTable`` as the summary's rows ``{label, first_step, last_step, median_snr, slope,
+    first_step_low, first_step_high}`` (the last two: the 95 % interval of ``first_step``, docs/phases.md).
 
     The one serialisation of a phase is :meth:`PhaseTable.to_dict`; the summary only names the median
     after the signal it is the median of (the whole-net SNR). HTML and the command line read these rows.
     """
     if phases is None:
         return None
+    keys = ("label", "first_step", "last_step")
     return [
-        {key: row[key] for key in ("label", "first_step", "last_step")} | {"median_snr": row["median"], "slope": row["slope"]}
+        {key: row[key] for key in keys}
+        | {"median_snr": row["median"], "slope": row["slope"]}
+        | {key: row.get(key) for key in ("first_step_low", "first_step_high")}
         for row in phases.to_dict()["phases"]
     ]
 
@@ -127,6 +131,7 @@ def run_summary(
     phases: Any,
     phases_note: str | None,
     steps_to_error: Mapping[float, int | None],
+    layer_phases: Mapping[Any, Any] | None = None,
 ) -> dict:
     """The ``runs[]`` entry of one run.
 
@@ -169,6 +174,12 @@ def run_summary(
         "steps": {"first": min(first) if first else None, "last": max(steps) if steps else None},
         "phases": phase_rows(phases),
         "phases_note": phases_note,
+        "phases_verdict": getattr(phases, "verdict", None),
+        "layer_phases": None
+        if not layer_phases
+        else [
+            {"layer": str(getattr(t, "name", k)), "phases": phase_rows(t), "verdict": t.verdict} for k, t in layer_phases.items()
+        ],
         "final": final,
         "steps_to_error": [{"threshold": float(t), "step": None if s is None else int(s)} for t, s in steps_to_error.items()],
     }

@@ -117,8 +117,9 @@ GROUPS: dict[str, GroupSpec] = {
                 "is_bias": (("tensor",), "bool"),
                 "tensor": (("tensor",), STRING),  # 1.1: each tensor's name (layout[i].name)
                 "layer_name": (("tensor",), STRING),  # 1.1: the name of the layer owning it (layers[j].name)
+                "engine": (("capture",), "int8"),  # which gradient engine made each capture (recorder/engines.py)
             },
-            optional=("sum_m_hat2", "sum_adam_denom2", "tensor_state", "tensor", "layer_name"),
+            optional=("sum_m_hat2", "sum_adam_denom2", "tensor_state", "tensor", "layer_name", "engine"),
             coords=("tensor", "layer_name"),
         ),
         GroupSpec(

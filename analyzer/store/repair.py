@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 
-from pinnlog.analyzer.errors import CorruptStoreError, short
+from pinnlog.analyzer.errors import CorruptStoreError, ReadOnlyStoreError, short
 from pinnlog.analyzer.store.format import GROUPS
 from pinnlog.analyzer.store.guards import SafeLocalStore, disallowed_codecs, unsafe_entries
 from pinnlog.analyzer.store.location import open_writable
@@ -22,7 +23,31 @@ from pinnlog.analyzer.store.metadata import is_stub, list_children, partial_file
 from pinnlog.analyzer.store.verify import VerifyReport, verify_run
 from pinnlog.analyzer.store.write import set_rows
 
-__all__ = ["RepairReport", "repair_run"]
+__all__ = ["ReadOnlyStoreError", "RepairReport", "repair_run"]
+
+
+def _check_writable(path: str | os.PathLike) -> None:
+    """Create and remove a file in the store and in each group folder, and open the metadata for writing.
+
+    Repair must not start on a store it cannot finish: a read-only store stays exactly as it was.
+    """
+    root = os.fspath(path)
+    folders = [root] + [
+        os.path.join(root, n) for n in sorted(os.listdir(root)) if n in GROUPS and os.path.isdir(os.path.join(root, n))
+    ]
+    try:
+        for folder in folders:
+            fd, probe = tempfile.mkstemp(prefix=".pinnlog-write-test-", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+            meta = os.path.join(folder, "zarr.json")
+            if os.path.isfile(meta):
+                os.close(os.open(meta, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)))
+    except OSError as exc:
+        raise ReadOnlyStoreError(
+            f"{path} cannot be written ({exc.strerror or type(exc).__name__}); nothing was repaired: "
+            "repair a writable copy, or run as a user who may write the store"
+        ) from exc
 
 
 @dataclass
@@ -81,6 +106,8 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
 
     store, loc = open_writable(path)
     root_doc = read_root(store, path)
+    if loc.local is not None:
+        _check_writable(loc.local)
     if loc.local is not None and unsafe_entries(loc.local):
         raise CorruptStoreError(
             f"{path} holds links leaving the store or pipes; `pinnlog verify {path}` lists them; repair refuses it"

@@ -77,6 +77,7 @@ class RunWriter:
         self._groups: dict[str, zarr.Group] = {}
         self._committed: dict[str, int] = {}
         self._capacity: dict[str, int] = {}
+        self._variable_attrs: dict[tuple[str, str], dict[str, str]] = {}
 
     # -- groups ------------------------------------------------------------------------------------
     def n_committed(self, group: str) -> int:
@@ -129,8 +130,18 @@ class RunWriter:
             compressors=compressors(),
             dimension_names=full_dims,
         )
+        if (group, var) in self._variable_attrs:
+            arr.attrs.update(self._variable_attrs[(group, var)])
         self._capacity[group] = capacity
         return arr
+
+    def describe(self, group: str, var: str, **attrs: str) -> None:
+        """Attributes of variable ``group/var`` (``long_name``, ``units``): set now, or when it is created."""
+        attrs = {k: str(v) for k, v in attrs.items() if v is not None}
+        self._variable_attrs.setdefault((group, var), {}).update(attrs)
+        g = self._group(group)
+        if var in g:
+            g[var].attrs.update(attrs)
 
     def _grow(self, group: str, needed: int) -> None:
         """Resize the group's growing arrays (metadata only) to at least ``needed`` rows.

@@ -35,15 +35,16 @@ class AllenCahn(PINNProblem):
     name = "allen_cahn"
     lower = (-1.0, 0.0)
     upper = (1.0, 1.0)
+    stacked_residual = True
 
     def __init__(self, eps: float = 1e-4, reaction: float = 5.0):
         self.eps, self.reaction = eps, reaction
 
     def residual(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        u = model(x)[:, :1]
+        u = model(x)[..., :1]  # "...": x may be (n, 2) or the vectorised engine's stacked (k, n, 2)
         du = gradient(u, x)
-        u_x, u_t = du[:, :1], du[:, 1:2]
-        u_xx = gradient(u_x, x)[:, :1]
+        u_x, u_t = du[..., :1], du[..., 1:2]
+        u_xx = gradient(u_x, x)[..., :1]
         return u_t - self.eps * u_xx + self.reaction * (u**3 - u)
 
     def boundary_data(self, n_boundary: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -100,8 +101,14 @@ class PaperBatches:
     def batch(self, b: int) -> torch.Tensor:
         return self.points[b * self.batch_size : (b + 1) * self.batch_size]
 
+    @property
+    def batches(self) -> torch.Tensor:
+        """The K batches stacked, (K, batch_size, 2): batch b is ``batch(b)``."""
+        return self.points.view(self.n_batches, self.batch_size, -1)
+
     def residual_at(self, model: nn.Module, points: torch.Tensor) -> torch.Tensor:
-        return self.pde.residual(model, points.clone().requires_grad_(True))[:, 0]
+        """The residual at (n, 2) points, or at the vectorised engine's stacked (k, n, 2) points."""
+        return self.pde.residual(model, points.clone().requires_grad_(True))[..., 0]
 
     def ic_loss(self, model: nn.Module) -> torch.Tensor:
         return ((model(self.ic_points).squeeze(-1) - self.ic_values) ** 2).mean()
@@ -112,6 +119,17 @@ class PaperBatches:
     def batch_loss(self, model: nn.Module, b: int) -> torch.Tensor:
         """The paper's batch loss: the batch's residual loss plus the whole initial-condition loss."""
         return self.residual_loss(model, b) + self.ic_loss(model)
+
+    def residual_losses(self, model, batches: slice) -> torch.Tensor:
+        """``residual_loss`` of the batches in the slice ``batches`` at once (the recorder's ``batch_losses``:
+        ``model`` is then its stacked model, (k, n, 2) points to (k, n, 1), copy b of the weights on batch b)."""
+        return (self.residual_at(model, self.batches[batches]) ** 2).mean(dim=-1)
+
+    def batch_losses(self, model, batches: slice) -> torch.Tensor:
+        """``batch_loss`` of the batches in ``batches`` at once: every copy also sees the initial points."""
+        k = len(range(self.n_batches)[batches])
+        ic = model(self.ic_points.expand(k, *self.ic_points.shape)).squeeze(-1)
+        return self.residual_losses(model, batches) + ((ic - self.ic_values) ** 2).mean(dim=-1)
 
     def full_loss(self, model: nn.Module) -> torch.Tensor:
         return (self.residual_at(model, self.points) ** 2).mean() + self.ic_loss(model)

@@ -35,6 +35,12 @@ from pinnlog.analyzer.metrics import steps_to_error
 Benchmark = Enum("Benchmark", {name: name for name in PROBLEMS}, type=str)
 
 
+class GradientEngine(StrEnum):
+    auto = "auto"
+    loop = "loop"
+    vectorised = "vectorised"
+
+
 class ConfigName(StrEnum):
     paper = "paper"
     cpu_small = "cpu-small"
@@ -65,6 +71,9 @@ def main(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing store at --out.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
+    engine: Annotated[
+        GradientEngine, typer.Option(help="Gradient engine of the captures: auto (vectorised for allen_cahn), loop, vectorised.")
+    ] = GradientEngine.auto,
 ) -> None:
     """Train one benchmark PINN the way the paper does and record its gradient statistics.
 
@@ -104,7 +113,7 @@ def main(
             bar.update(task, advance=1, **fields)
 
         try:
-            history = trainer.train(out=out, overwrite=overwrite, on_step=on_step)
+            history = trainer.train(out=out, overwrite=overwrite, on_step=on_step, engine=engine.value)
         except PinnlogError as exc:  # a user mistake reported by the recorder: one line, exit 2
             console.print(f"error: {exc}", markup=False, highlight=False)
             raise typer.Exit(2) from None

@@ -81,6 +81,9 @@ class PINNProblem(ABC):
     output_dim: int = 1
     lower: tuple[float, ...] = (-1.0, 0.0)
     upper: tuple[float, ...] = (1.0, 1.0)
+    #: ``residual`` also works on stacked ``(k, n, input_dim)`` inputs (it indexes with ``...``), so the
+    #: trainer can hand the recorder ``batch_losses`` and captures use the vectorised engine.
+    stacked_residual: bool = False
 
     def sample_collocation(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` Latin-hypercube points in the box (the authors' sampling)."""
@@ -191,6 +194,19 @@ class PINNTrainer:
         """PDE loss of fixed batch ``batch`` (the recorder adds ``shared_loss`` to it)."""
         return self.pde_loss(model, batch)
 
+    def batch_losses(self, model: nn.Module, batches: slice) -> torch.Tensor:
+        """``batch_loss`` of every batch in the slice ``batches`` at once, on stacked ``(k, n, d)`` points.
+
+        The recorder's vectorised engine calls it with its stacked model (docs/recording.md); only for
+        problems whose ``residual`` handles stacked inputs (``stacked_residual``).
+        """
+        k, n = self.config.n_batches, self.batch_size
+        x = self.collocation[: k * n].view(k, n, -1)[batches].detach().requires_grad_(True)
+        r = self.problem.residual(model, x)
+        if self.rba_weight is not None:
+            r = self.rba_weight[: k * n].view(k, n)[batches][..., None] * r
+        return r.pow(2).sum(dim=-1).mean(dim=-1)
+
     def shared_loss(self, model: nn.Module) -> torch.Tensor:
         """The boundary/initial loss, the same for every batch."""
         return self.problem.boundary_loss(model, self.boundary)
@@ -244,8 +260,8 @@ class PINNTrainer:
         cfg["hidden"] = list(cfg["hidden"])
         return {**self.problem.describe(), "rba": self.rba, "seed": self.seed, "device": str(self.device), **cfg}
 
-    def make_recorder(self, out: str | Path, overwrite: bool = False):
-        """A pinnlog ``Recorder`` for this run, on the config's schedules."""
+    def make_recorder(self, out: str | Path, overwrite: bool = False, engine: str = "auto"):
+        """A pinnlog ``Recorder`` for this run, on the config's schedules (``engine``: the gradient engine)."""
         from pinnlog.recorder import Recorder
 
         c = self.config
@@ -256,6 +272,8 @@ class PINNTrainer:
             batch_loss=self.batch_loss,
             n_batches=c.n_batches,
             shared_loss=self.shared_loss,
+            batch_losses=self.batch_losses if self.problem.stacked_residual else None,
+            engine=engine,
             schedule=c.schedule,
             raw_schedule=c.raw_schedule,
             residuals=self.residuals,
@@ -273,6 +291,7 @@ class PINNTrainer:
         out: str | Path | None = None,
         overwrite: bool = False,
         on_step: Callable[[int, dict[str, float]], None] | None = None,
+        engine: str = "auto",
     ) -> dict[str, list[float]]:
         """Train for ``steps`` (default: the config's), recording into ``out`` when given.
 
@@ -281,7 +300,7 @@ class PINNTrainer:
         command line's progress bar). Returns ``{"step": [...], "test_error": [...]}``.
         """
         steps = self.config.steps if steps is None else int(steps)
-        recording = self.make_recorder(out, overwrite) if out is not None else contextlib.nullcontext()
+        recording = self.make_recorder(out, overwrite, engine) if out is not None else contextlib.nullcontext()
         with recording as recorder:
             for step in range(steps):
                 scalars = self.train_step()

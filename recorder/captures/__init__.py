@@ -17,6 +17,7 @@ the rows carry their variable names, so neither the recorder's dispatch nor the 
 from pinnlog.recorder.captures.activations import Activations, ActivationSite, activation_sites, record_activations
 from pinnlog.recorder.captures.base import Capture, Rows, merge_rows
 from pinnlog.recorder.captures.gradients import (
+    ENGINE_CODES,
     GradientCapture,
     GradientMoments,
     capture_gradients,
@@ -42,6 +43,7 @@ from pinnlog.recorder.captures.state import frozen_training_state
 from pinnlog.recorder.captures.weights import Weights, flat_weights, sum_w2
 
 __all__ = [
+    "ENGINE_CODES",
     "FROZEN",
     "GONE",
     "TRAINED",

@@ -20,6 +20,7 @@ from pinnlog.recorder.captures.layout import FROZEN, Layout, Live
 from pinnlog.recorder.schedules import Schedule
 
 __all__ = [
+    "ENGINE_CODES",
     "GradientCapture",
     "GradientMoments",
     "capture_gradients",
@@ -28,6 +29,10 @@ __all__ = [
     "moments",
     "per_tensor_moments",
 ]
+
+#: ``gradient_stats/engine``: which engine computed a capture's K batch gradients (docs/format.md,
+#: ``recorder/engines.py``); "mixed": DDP ranks used different engines.
+ENGINE_CODES = {"loop": 0, "vectorised": 1, "mixed": 2}
 
 # Columns of the raw K x P buffer reduced at once on the raw path: K x block float64 stays <= 1 MiB.
 _BLOCK_BYTES = 2**20
@@ -115,11 +120,13 @@ def _call(fn, *args, where: str):
 
 @dataclass
 class GradientCapture:
-    """Per-tensor ``sum_mu2`` and ``sum_sigma2`` (float64, on the device) and, on raw steps, the K x P rows."""
+    """Per-tensor ``sum_mu2`` and ``sum_sigma2`` (float64, on the device), on raw steps the K x P rows,
+    and the engine that computed them (a key of ``ENGINE_CODES``)."""
 
     sum_mu2: torch.Tensor
     sum_sigma2: torch.Tensor
     raw: torch.Tensor | None
+    engine: str = "loop"
 
 
 def moments(
@@ -268,6 +275,7 @@ class GradientMoments(Capture):
             "sum_mu2": result.sum_mu2[None],
             "sum_sigma2": result.sum_sigma2[None],
             "sum_rms2": (result.sum_mu2 + result.sum_sigma2)[None],
+            "engine": np.array([ENGINE_CODES[result.engine]], dtype=np.int8),
         }
         mask = None
         if self.live is not None:

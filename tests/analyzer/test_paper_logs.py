@@ -145,7 +145,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
     with pytest.raises(PaperLogsError, match="expected the header Epoch,Layer,Mean,Std,L2, found 'step,name,a,b'"):
         import_paper_logs(bad, tmp_path / "a.zarr")
     out = import_paper_logs(MINI, tmp_path / "once.zarr")
-    with pytest.raises(PaperLogsError, match="already exists; pass --overwrite"):
+    with pytest.raises(PaperLogsError, match="already exists; pass overwrite=True"):
         import_paper_logs(MINI, out)
     assert import_paper_logs(MINI, out, overwrite=True) == out
 

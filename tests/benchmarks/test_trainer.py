@@ -138,3 +138,22 @@ def test_rba_weights_stay_finite_when_every_residual_vanishes():
     trainer.rba_weight.fill_(0.5)
     trainer.update_rba(torch.zeros(96, 1))
     np.testing.assert_allclose(trainer.rba_weight.numpy(), 0.5 * 0.999)
+
+
+@pytest.mark.parametrize("rba", [False, True])
+def test_allen_cahn_batch_losses_give_the_loops_batch_gradients(rba, tmp_path):
+    # the vectorised engine's batch_losses (stacked points, one copy of the weights per batch) must give
+    # row b = the gradient of batch_loss(model, b), RBA weights included
+    from pinnlog.recorder.captures import build_layout
+    from pinnlog.recorder.engines import _loop_rows, vectorised_rows
+
+    trainer = PINNTrainer(make_problem("allen_cahn"), tiny("allen_cahn"), rba=rba, seed=1)
+    if rba:
+        trainer.rba_weight.copy_(torch.rand(96))
+    layout = build_layout(trainer.model)
+    rows = vectorised_rows(trainer.model, layout, trainer.batch_losses, 0, 4)
+    loop = _loop_rows(trainer.model, layout, trainer.batch_loss, 0, 4)
+    assert ((rows - loop).norm(dim=1) / loop.norm(dim=1)).max() <= 1e-5
+    rec = trainer.make_recorder(tmp_path / "run.zarr")  # an Allen-Cahn run records with the vectorised engine
+    assert rec._engine.name == "vectorised"
+    rec.close()

@@ -146,9 +146,12 @@ BAD_INPUTS = {
     "smooth below one": (lambda tmp, stores: ["analyze", stores[0], "--smooth", "0"], "'--smooth'"),
     "threshold not positive": (
         lambda tmp, stores: ["analyze", stores[0], "-t", "0"],
-        "--threshold must be a positive test error",
+        "a fraction in (0, 1) such as 0.05, or a percentage such as 5%",
     ),
-    "threshold not a number": (lambda tmp, stores: ["compare", *stores, "-t", "ten"], "'--threshold'"),
+    "threshold not a number": (
+        lambda tmp, stores: ["compare", *stores, "-t", "ten"],
+        "-t/--threshold 'ten': give a fraction in (0, 1)",
+    ),
     "output is a file": (_output_is_a_file, "is a file"),
     "missing run": (lambda tmp, stores: ["analyze"], "Missing argument 'run'; see 'pinnlog analyze --help'"),
     "compare one run": (lambda tmp, stores: ["compare", stores[0]], "at least two runs"),
@@ -189,7 +192,7 @@ def test_a_distributed_scheduler_gives_the_same_numbers(cli, stores, tmp_path):
         assert remote["runs"][0][key] == local.summary["runs"][0][key]
 
 
-def test_an_internal_error_exits_1(cli, stores, tmp_path, monkeypatch):
+def test_an_internal_error_exits_3(cli, stores, tmp_path, monkeypatch):
     import pinnlog.analyzer.report as report
 
     def broken(*args, **kwargs):
@@ -197,8 +200,8 @@ def test_an_internal_error_exits_1(cli, stores, tmp_path, monkeypatch):
 
     monkeypatch.setattr(report, "analyze_run", broken)
     result = cli("analyze", stores[0], "-o", tmp_path)
-    assert result.exit_code == 1
-    assert isinstance(result.exception, RuntimeError)
+    assert result.exit_code == 3
+    assert "RuntimeError: a bug" in result.stderr and "internal error: this is a bug" in result.stderr
 
 
 def test_progress_appears_only_for_work_longer_than_the_delay():

@@ -77,7 +77,7 @@ def test_a_user_mistake_is_one_line_on_stderr_and_exit_2(tmp_path):
     assert "No such option: --frobnicate" in done.stderr
 
 
-def test_an_internal_error_exits_1_in_a_real_process(make_store, tmp_path):
+def test_an_internal_error_exits_3_in_a_real_process(make_store, tmp_path):
     store = make_store(tmp_path, n_steps=6, layers=(2, 3, 1), seed=1, name="bug.zarr")
     script = (
         "import sys, pinnlog.analyzer.report as r\n"
@@ -87,5 +87,5 @@ def test_an_internal_error_exits_1_in_a_real_process(make_store, tmp_path):
         f"main(['analyze', {str(store)!r}])\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1
+    assert done.returncode == 3
     assert "RuntimeError: a bug" in done.stderr

@@ -41,16 +41,20 @@ def lines_with_label(ax, label):
     return [line for line in ax.get_lines() if line.get_label() == label]
 
 
-def test_snr_line_is_the_input_without_step_zero_or_nan():
+def test_snr_line_is_the_input_without_nan_and_keeps_step_zero():
     snr = curve([5.0, 3.0, np.nan, 0.5, 0.7], steps=[0, 2, 4, 8, 16])
     ax = F.plot_snr(snr)
     (line,) = lines_with_label(ax, "SNR")
-    keep = (snr["step"].values > 0) & np.isfinite(snr.values)
+    keep = np.isfinite(snr.values)
     np.testing.assert_array_equal(line.get_xdata(), snr["step"].values[keep])
     np.testing.assert_array_equal(line.get_ydata(), snr.values[keep])
-    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    # step 0 is drawn: linear from 0 to the first captured step, logarithmic above it
+    assert ax.get_xscale() == "symlog" and ax.get_yscale() == "log"
+    assert ax.xaxis.get_transform().linthresh == 2.0 and ax.get_xlim()[0] == 0.0  # no negative steps
     # the regime boundary SNR = 1 (paper Fig 2)
     assert any(np.all(np.asarray(l.get_ydata()) == 1.0) for l in ax.get_lines())
+    # without a row at step 0 the axis is the paper's plain log axis
+    assert F.plot_snr(curve([5.0, 3.0], steps=[1, 10])).get_xscale() == "log"
 
 
 def test_snr_draws_raw_faintly_behind_the_smoothed_curve():
@@ -179,12 +183,13 @@ def test_residual_distribution_has_one_curve_per_step():
     assert ax.get_xscale() == "log"
 
 
-def test_an_axis_with_nothing_a_log_scale_can_show_stays_linear_and_says_so():
-    # a run of one capture: its only test error is at step 0, which a log step axis cannot show
+def test_a_value_at_step_zero_alone_is_drawn_not_dropped():
+    # a run of one capture: its only test error is at step 0
     ax = F.plot_test_error(curve([0.5], steps=[0]))
-    ax.figure.savefig(io.BytesIO(), format="png")  # a log axis without positive data would raise here
-    assert ax.get_xscale() == "linear"
-    assert "no value at a step > 0 to draw" in [t.get_text() for t in ax.texts]
+    ax.figure.savefig(io.BytesIO(), format="png")
+    (line,) = lines_with_label(ax, "snr")
+    assert line.get_xdata().tolist() == [0] and line.get_ydata().tolist() == [0.5]
+    assert ax.get_xscale() == "symlog"
     # values that are all zero keep the step axis logarithmic but the value axis linear
     ax = F.plot_snr(curve([0.0, 0.0]))
     ax.figure.savefig(io.BytesIO(), format="png")

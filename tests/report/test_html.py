@@ -131,7 +131,12 @@ def test_phase_table_rows_are_the_summary_phases(full_report):
     rows = [cells for attrs, cells in page.rows if attrs.get("class", "").startswith("phase-")]
     phases = full_report.summary["runs"][0]["phases"]
     assert phases
-    assert [r[:3] for r in rows] == [[p["label"], f"{p['first_step']:,}", f"{p['last_step']:,}"] for p in phases]
+    assert [[r[0], r[1], r[3]] for r in rows] == [[p["label"], f"{p['first_step']:,}", f"{p['last_step']:,}"] for p in phases]
+    # the 95 % interval column: empty for the first phase, low–high (holding first_step) after it
+    assert rows[0][2] == ""
+    for row, p in zip(rows[1:], phases[1:]):
+        assert row[2] == f"{p['first_step_low']:,}–{p['first_step_high']:,}"
+        assert p["first_step_low"] <= p["first_step"] <= p["first_step_high"]
 
 
 def test_skipped_figures_are_listed_with_the_metric_error(sparse_store, tmp_path):
@@ -168,3 +173,18 @@ def test_a_run_still_being_recorded_is_reported_as_a_prefix(make_store, tmp_path
     assert report.summary["runs"][0]["metadata"]["status"] == "recording"
     text = " ".join("".join(Page(report.html.read_text()).text).split())
     assert "live is still being recorded (status recording): this report covers the 9 rows committed so far." in text
+
+
+def test_layer_phase_table_rows_are_the_summary_layer_phases(full_report):
+    # the per-layer table (Fig. A.13): one row per weight matrix, the step each layer's diffusion and
+    # total diffusion begin, from summary.json's layer_phases
+    page = Page(full_report.html.read_text())
+    layers = full_report.summary["runs"][0]["layer_phases"]
+    assert layers, "the full store records per-layer gradient statistics"
+    rows = [cells for _, cells in page.rows if cells and cells[0] in {entry["layer"] for entry in layers}]
+    assert [r[0] for r in rows] == [entry["layer"] for entry in layers]
+    for row, entry in zip(rows, layers):
+        starts = {p["label"]: p["first_step"] for p in entry["phases"][1:]}
+        for cell, label in zip(row[1:3], ("diffusion", "total diffusion")):
+            assert cell.split(" ")[0] == (f"{starts[label]:,}" if label in starts else "")
+        assert row[3] == entry["verdict"]

@@ -37,6 +37,18 @@ def batch_loss_of(x, y, rank: int, n_local: int = N_LOCAL):
     return batch_loss
 
 
+def batch_losses_of(x, y, rank: int, n_local: int = N_LOCAL):
+    """``batch_losses(model, batches)``: the same losses for a slice of ``rank``'s batches, on stacked rows."""
+
+    def batch_losses(model, batches):
+        start = rank * n_local * ROWS_PER_BATCH
+        shard = slice(start, start + n_local * ROWS_PER_BATCH)
+        xs, ys = x[shard].view(n_local, ROWS_PER_BATCH, -1)[batches], y[shard].view(n_local, ROWS_PER_BATCH, -1)[batches]
+        return ((model(xs) - ys) ** 2).mean(dim=(1, 2))
+
+    return batch_losses
+
+
 def shared_loss_of(boundary):
     def shared_loss(model):
         return 0.5 * (model(boundary) ** 2).mean()
@@ -44,7 +56,7 @@ def shared_loss_of(boundary):
     return shared_loss
 
 
-def run_rank(rank: int, path: str, port: int) -> None:
+def run_rank(rank: int, path: str, port: int, vectorised: bool = False) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
@@ -66,6 +78,8 @@ def run_rank(rank: int, path: str, port: int) -> None:
             batch_loss,
             n_batches=N_LOCAL,
             shared_loss=shared_loss,
+            batch_losses=batch_losses_of(x, y, rank) if vectorised else None,
+            check_every=2,
             schedule=every(3),
             raw_schedule=every(3),
         ) as rec:

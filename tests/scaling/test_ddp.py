@@ -34,12 +34,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def ddp_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=["loop", "vectorised"])
+def ddp_run(tmp_path_factory, request):
+    """The DDP run recorded with each rank's loop engine, or its vectorised engine (``batch_losses``)."""
     import torch.multiprocessing as mp
 
     path = tmp_path_factory.mktemp("ddp") / "ddp.zarr"
-    mp.spawn(W.run_rank, args=(str(path), free_port()), nprocs=W.WORLD, join=True)
+    mp.spawn(W.run_rank, args=(str(path), free_port(), request.param == "vectorised"), nprocs=W.WORLD, join=True)
     return open_run(path)
 
 
@@ -62,6 +63,9 @@ def test_rank_zero_writes_the_reductions_of_the_union_of_every_ranks_batches(ddp
     assert ddp_run.attrs["status"] == "complete" and ddp_run.attrs["n_batches"] == W.WORLD * W.N_LOCAL
     assert ddp_run.attrs["distributed"]["world_size"] == W.WORLD
     assert list(stats["step"].values) == [0, 3, 6, 9]
+    used = "vectorised" if ddp_run.attrs["engine"]["batch_losses"] else "loop"
+    assert stats["engine"].values.tolist() == [captures.ENGINE_CODES[used]] * 4
+    assert ddp_run.attrs["engine"]["fallback_reason"] is None
     weights = ddp_run["weights"]["weights"].values
     batch_loss, shared_loss = _union_batch_loss(x, y), W.shared_loss_of(boundary)
     for row in range(stats.sizes["step"]):

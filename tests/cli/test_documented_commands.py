@@ -71,6 +71,8 @@ def workspace(tmp_path_factory):
     for name, source in {
         "sample_logs/ac_rba.zarr": rba,
         "sample_logs/ac_vanilla.zarr": vanilla,
+        "sample_logs/helmholtz_rba.zarr": SAMPLES / "helmholtz_rba.zarr",
+        "sample_logs/helmholtz_vanilla.zarr": SAMPLES / "helmholtz_vanilla.zarr",
         "run.zarr": rba,
         "a.zarr": vanilla,
         "b.zarr": rba,

@@ -78,8 +78,16 @@ def info(run: RunArg) -> None:
     console.print(printable(facts["path"]), style="bold", markup=False, highlight=False)
     head = Table.grid(padding=(0, 2))
     for key in RUN_DESCRIPTION:
-        if key in facts["attrs"] and key != "config":  # the config is printed last, whole
-            head.add_row(key, printable(facts["attrs"][key]))
+        if key not in facts["attrs"] or key == "config":  # the config is printed last, whole
+            continue
+        value = facts["attrs"][key]
+        groups = value.get("param_groups") if key == "optimizer" and isinstance(value, dict) else None
+        if isinstance(groups, list) and groups:  # one row per param group (fine-tuning uses several)
+            head.add_row(key, printable(value.get("name", "?")))
+            for i, group in enumerate(groups):
+                head.add_row(f"  param group {i}", printable(group))
+            continue
+        head.add_row(key, printable(value))
     console.print(head, markup=False)
     table = Table(title="groups", title_justify="left")
     for col in ("group", "committed", "variables (shape)", "on disk"):

@@ -66,7 +66,7 @@ class _GatheringRecorder(Recorder):
     def __init__(
         self,
         *args,
-        exchange: Callable[[bool], captures.GradientCapture],
+        exchange: Callable[..., captures.GradientCapture],
         describe_engine: Callable[[], dict],
         distributed_attrs: dict,
         **kwargs,
@@ -76,7 +76,7 @@ class _GatheringRecorder(Recorder):
         self._writer.submit(lambda store: store.set_attrs(distributed=distributed_attrs))
 
     def _capture_batch_gradients(self, raw: bool) -> captures.GradientCapture:
-        result = self._exchange(raw)
+        result = self._exchange(raw, self._current().grads)
         self._update_engine_attrs()
         return result
 
@@ -140,7 +140,10 @@ class DistributedRecorder:
         self.model = _unwrap(model)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self._batch_loss, self._shared_loss, self._n_local = batch_loss, shared_loss, n_batches
-        self._layout = captures.build_layout(self.model)
+        self._layout = captures.build_layout(self.model, options.get("parameters", "trainable"))
+        # Every rank follows its own model (frozen or replaced tensors give NaN on every rank alike).
+        self._tracker = captures.ParameterTracker(self._layout, self.model, optimizer)
+        self._step = 0
         self._engine = engines.GradientEngine(
             self.model,
             self._layout,
@@ -190,12 +193,15 @@ class DistributedRecorder:
                 f"ranks disagree on (n_batches, parameters): {seen}; pass the same n_batches and model on every rank"
             )
 
-    def _exchange(self, raw: bool) -> captures.GradientCapture | None:
+    def _exchange(self, raw: bool, params=None) -> captures.GradientCapture | None:
         """This rank's part of one capture; on rank 0, the merged reductions (and gathered raw rows) with the
-        engine every rank used ("mixed" when they differ)."""
+        engine every rank used ("mixed" when they differ). ``params``: this rank's tensors now (None: frozen
+        or gone), rank 0's recorder passes its own; other ranks follow their model here."""
         self._exchanged = True
         layout = self._layout
-        local = self._engine.moments(keep_raw=raw)  # this rank's engine: the loop or the vectorised pass
+        if params is None:
+            params = self._tracker.resolve(self._step).grads
+        local = self._engine.moments(keep_raw=raw, params=params)  # this rank's engine: the loop or the vectorised pass
         rows = local.raw
         mean, m2, total = merge_moments(local.mean, local.m2, self._n_local)
         vectorised = torch.tensor([float(local.engine == "vectorised")], dtype=torch.float64, device=mean.device)
@@ -218,6 +224,7 @@ class DistributedRecorder:
             raise RecorderError("rec.step() after the recorder was closed; create a new DistributedRecorder for a new run")
         raw = bool(self._raw_schedule(step))
         self._exchanged = False
+        self._step = step
         if self._recorder is not None:
             self._recorder.step(step, **scalars)
         if (raw or self._schedule(step)) and not self._exchanged:

@@ -242,13 +242,18 @@ class GradientEngine:
 
     # -- one capture ----------------------------------------------------------------------------
 
-    def capture(self, keep_raw: bool = False) -> captures.GradientCapture:
-        """The reductions of the K batch gradients (``captures.GradientCapture``); ``history[-1]`` says how."""
-        moments = self._try_vectorised(keep_raw)
+    def capture(self, keep_raw: bool = False, params=None) -> captures.GradientCapture:
+        """The reductions of the K batch gradients (``captures.GradientCapture``); ``history[-1]`` says how.
+
+        ``params``: the model's tensors now, None where frozen or gone (``captures.Live.grads``; NaN sums
+        there). A capture with such a tensor is made by the loop (the stacked copies would differentiate
+        a frozen tensor); the vectorised engine resumes at the next capture where all are live.
+        """
+        moments = self._try_vectorised(keep_raw, params)
         if moments is None:
             self._done("loop")
             return captures.capture_gradients(
-                self.model, self.layout, self.batch_loss, self.n_batches, self.shared_loss, keep_raw=keep_raw
+                self.model, self.layout, self.batch_loss, self.n_batches, self.shared_loss, keep_raw=keep_raw, params=params
             )
         self._done("vectorised")
         raw = moments.raw
@@ -266,14 +271,17 @@ class GradientEngine:
         sum_mu2, sum_sigma2 = captures.per_tensor_moments(mean, m2, self.n_batches, self.layout)
         return captures.GradientCapture(sum_mu2, sum_sigma2, raw=None, engine="vectorised")
 
-    def moments(self, keep_raw: bool = False) -> Moments:
-        """Float64 ``(mean, M2)`` over the K batch gradients and the raw rows (``shared_loss`` in both)."""
-        moments = self._try_vectorised(keep_raw)
+    def moments(self, keep_raw: bool = False, params=None) -> Moments:
+        """Float64 ``(mean, M2)`` over the K batch gradients and the raw rows (``shared_loss`` in both);
+        ``params`` as for :meth:`capture`."""
+        moments = self._try_vectorised(keep_raw, params)
         if moments is None:
             self._done("loop")
             layout = self.layout
             raw = torch.empty((self.n_batches, layout.n_params), dtype=torch.float32, device=layout.device) if keep_raw else None
-            mean, m2 = captures.moments(self.model, layout, self.batch_loss, self.n_batches, self.shared_loss, rows=raw)
+            mean, m2 = captures.moments(
+                self.model, layout, self.batch_loss, self.n_batches, self.shared_loss, rows=raw, params=params
+            )
             return Moments(mean, m2, raw, self.n_batches, "loop")
         self._done("vectorised")
         shared = self._shared_gradient()
@@ -290,7 +298,7 @@ class GradientEngine:
         self._captures += 1
 
     def _check_due(self) -> bool:
-        if self._captures == 0:
+        if self._captures == 0 or self.max_check_error is None:  # no vectorised capture was checked yet
             return True
         return self.check_every is not None and self._captures % self.check_every == 0
 
@@ -308,9 +316,12 @@ class GradientEngine:
             stacklevel=5,
         )
 
-    def _try_vectorised(self, keep_raw: bool) -> Moments | None:
-        """The vectorised moments, or None when the loop must make this capture (after a fall-back)."""
+    def _try_vectorised(self, keep_raw: bool, params=None) -> Moments | None:
+        """The vectorised moments, or None when the loop must make this capture (after a fall-back, or
+        for this capture only when a tensor is frozen or gone, or not the layout's tensor)."""
         if self.name != "vectorised":
+            return None
+        if params is not None and any(p is None or p is not q for p, q in zip(params, self.layout.params)):
             return None
         reason = unsupported_reason(self.model)
         if reason is not None:

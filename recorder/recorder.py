@@ -15,6 +15,7 @@ the lifecycle; a background thread (``writer.py``) writes through the commit pro
 from __future__ import annotations
 
 import atexit
+import inspect
 import operator
 import threading
 import time
@@ -57,16 +58,34 @@ def _close_forgotten_recorders() -> None:
 getattr(threading, "_register_atexit", atexit.register)(_close_forgotten_recorders)
 
 
-def _describe_optimizer(optimizer) -> dict:
-    groups = getattr(optimizer, "param_groups", None) or [{}]
+def _jsonable_hyper(group: Mapping) -> dict:
     hyper = {}
-    for key, value in groups[0].items():
+    for key, value in group.items():
         if key == "params":
             continue
         if isinstance(value, torch.Tensor):
             value = value.item() if value.numel() == 1 else value.tolist()
         hyper[key] = value
-    return {"name": type(optimizer).__name__, "hyperparameters": hyper}
+    return hyper
+
+
+def _describe_optimizer(optimizer) -> dict:
+    """Name and hyperparameters of every param group (``hyperparameters`` is group 0's, as format 1 had it)."""
+    groups = getattr(optimizer, "param_groups", None) or [{}]
+    described = [{**_jsonable_hyper(g), "n_tensors": len(g.get("params", ()))} for g in groups]
+    return {"name": type(optimizer).__name__, "hyperparameters": _jsonable_hyper(groups[0]), "param_groups": described}
+
+
+def _check_signature(fn: Callable, name: str, args: tuple, usage: str) -> None:
+    """Refuse at construction a function that cannot be called the way a capture will call it."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and some C callables: nothing to check
+        return
+    try:
+        signature.bind(*args)
+    except TypeError:
+        raise RecorderError(f"{name}{signature} cannot be called as {usage}; define it as {usage}") from None
 
 
 class Recorder:
@@ -108,6 +127,9 @@ class Recorder:
     on_error : {"raise", "warn"}
         What a writer failure does: raise ``WriterError`` at the next ``step``/``close`` (default), or
         warn once and let training continue unrecorded.
+    parameters : {"trainable", "all"}
+        The tensors recorded: those with ``requires_grad`` now (default), or every parameter, so that
+        tensors frozen now are recorded once they are unfrozen (NaN while frozen).
     batch_losses : callable, optional
         ``batch_losses(model, batches) -> Tensor[len(batches)]``: the same batch losses as ``batch_loss``
         for the batches in the slice ``batches``, evaluated at once on stacked (k, n, ...) inputs; it
@@ -139,6 +161,7 @@ class Recorder:
         residual_schedule: Schedule | int | Iterable[int] | None = None,
         probe_schedule: Schedule | int | Iterable[int] | None = None,
         on_error: str = "raise",
+        parameters: str = "trainable",
         batch_losses: Callable | None = None,
         engine: str = "auto",
         check_every: int | None = 1000,
@@ -159,11 +182,17 @@ class Recorder:
             raise RecorderError(f"on_error={on_error!r}; use 'raise' or 'warn'")
         if layers is not None and probe is None:
             raise RecorderError("layers= names the modules recorded on the probe input; pass probe= too")
+        _check_signature(batch_loss, "batch_loss", (model, 0), "batch_loss(model, b)")
+        for name, fn in (("shared_loss", shared_loss), ("residuals", residuals)):
+            if fn is not None:
+                _check_signature(fn, name, (model,), f"{name}(model)")
         self.path = path
-        self.model, self.optimizer = model, optimizer
+        self.model = model
+        self.optimizer = optimizer  # before the tracker exists: the setter skips it
         self._batch_loss, self._shared_loss, self._residuals = batch_loss, shared_loss, residuals
         self._n_batches, self._on_error = int(n_batches), on_error
-        self._layout = captures.build_layout(model)
+        self._layout = captures.build_layout(model, parameters)
+        self._tracker = captures.ParameterTracker(self._layout, model, optimizer)
         self._engine = engines.GradientEngine(
             model,
             self._layout,
@@ -175,6 +204,7 @@ class Recorder:
             check_every=check_every,
             chunk_size=chunk_size,
         )
+        self._live: captures.Live | None = None
         device = self._layout.device
         self._schedule, self._raw_schedule = as_schedule(schedule), as_schedule(raw_schedule)
         residuals_when = as_schedule(raw_schedule if residual_schedule is None else residual_schedule)
@@ -189,17 +219,28 @@ class Recorder:
                 )
         # The captures, in the order they run at a step (the order the store's variables are created in).
         self._captures: list[captures.Capture] = []
+        self._adam_moments: captures.OptimizerMoments | None = None
         if schedule is not None or raw_schedule is not None:
             self._captures += [
-                captures.GradientMoments(self._schedule, self._raw_schedule, self._layout, self._capture_batch_gradients),
-                captures.Weights(self._schedule, self._raw_schedule, self._layout),
+                captures.GradientMoments(
+                    self._schedule, self._raw_schedule, self._layout, self._capture_batch_gradients, self._current
+                ),
+                captures.Weights(self._schedule, self._raw_schedule, self._layout, self._current),
             ]
             if captures.is_adam(optimizer):
-                self._captures.append(captures.OptimizerMoments(self._schedule, self._raw_schedule, self._layout, optimizer))
+                self._adam_moments = captures.OptimizerMoments(
+                    self._schedule, self._raw_schedule, self._layout, optimizer, self._current
+                )
+                self._captures.append(self._adam_moments)
         if residuals is not None:
             self._captures.append(captures.Residuals(residuals_when, model, residuals))
         if probe is not None:
-            self._captures.append(captures.Activations(probe_when, model, _to_device(probe, device), sites))
+            activations = captures.Activations(probe_when, model, _to_device(probe, device), sites)
+            with captures.frozen_training_state(model):  # a dry run: what a probe step would meet, said now
+                activations.units = {
+                    k: v.shape[1] for k, v in captures.record_activations(model, activations.probe, sites).items()
+                }
+            self._captures.append(activations)
 
         attrs: dict[str, Any] = {
             "pinnlog_version": __version__,
@@ -213,7 +254,7 @@ class Recorder:
             "shared_loss": shared_loss is not None,
             "config": dict(config or {}),
             "layout": list(self._layout.tensors),
-            "layers": list(self._layout.layers),
+            "layers": [_with_units(layer, self._captures) for layer in self._layout.layers],
             "activation_layers": [site.name for site in sites],
             "engine": self._engine_description(),
         }
@@ -231,6 +272,27 @@ class Recorder:
         self._last_step: int | None = None
         self._closed = self._disabled = self._reported = self._warned_nonfinite = False
         _open_recorders.add(self)
+
+    @property
+    def optimizer(self):
+        """The optimizer whose state is read; assign a new one here if training switches optimizers."""
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer) -> None:
+        self._optimizer = optimizer
+        tracker = getattr(self, "_tracker", None)
+        if tracker is not None:
+            tracker.optimizer = optimizer
+        moments = getattr(self, "_adam_moments", None)
+        if moments is not None:
+            moments.optimizer = optimizer
+
+    def _current(self) -> captures.Live:
+        """The model's tensors at this capture (resolved once per capture step)."""
+        if self._live is None:
+            self._live = self._tracker.resolve(self._last_step if self._last_step is not None else 0)
+        return self._live
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "recording"
@@ -374,7 +436,7 @@ class Recorder:
     def _capture_batch_gradients(self, raw: bool) -> captures.GradientCapture:
         """The K batch gradients at the current weights, reduced per tensor, by the run's gradient engine
         (``recorder/engines.py``; ``recorder/distributed.py`` overrides this to merge every process's)."""
-        result = self._engine.capture(keep_raw=raw)
+        result = self._engine.capture(keep_raw=raw, params=self._current().grads)
         self._update_engine_attrs()
         return result
 
@@ -394,13 +456,25 @@ class Recorder:
         A K x P raw buffer is only filled once the writer holds no other (its raw slot); the slot is
         given back when the job is on disk, or here if a capture fails.
         """
+        if torch.is_inference_mode_enabled():
+            raise RecorderError(
+                f"rec.step({step}) captures here, and it was called under torch.inference_mode(), where nothing can be "
+                "differentiated; call rec.step outside torch.inference_mode() (torch.no_grad() is fine)"
+            )
         raw = any(c.holds_raw_buffer and c.is_raw(step) for c in due)
         if raw:
             self._writer.acquire_raw()
         submitted = False
+        self._live = None
+        grads_before = _grad_versions(self.model)
         try:
             with captures.frozen_training_state(self.model):
                 rows = [r for c in due for r in c.compute(step)]
+            if _grad_versions(self.model) != grads_before:
+                raise RecorderError(
+                    "a capture changed the model's .grad or weights: batch_loss (or shared_loss, residuals) called "
+                    ".backward() or optimizer.step(); return the loss only: the recorder differentiates it itself"
+                )
             job = rows_job(self._writer, [hand_over(r) for r in captures.merge_rows(rows)])
             del rows  # the device tensors now live in the job only
             self._writer.submit(job, releases_raw=raw)
@@ -408,6 +482,21 @@ class Recorder:
         finally:
             if raw and not submitted:
                 self._writer.release_raw()
+
+
+def _grad_versions(model: nn.Module) -> list:
+    """In-place versions of every parameter and identity and version of its ``.grad``: a ``.backward()`` or
+    ``optimizer.step()`` inside a user function changes them (a capture itself changes neither)."""
+    return [(p._version, None if p.grad is None else (id(p.grad), p.grad._version)) for p in model.parameters()]
+
+
+def _with_units(layer: dict, due: list) -> dict:
+    """A layer entry with ``units``: how many values per probe sample its activations hold (when recorded)."""
+    for c in due:
+        units = getattr(c, "units", None) or {}
+        if layer["name"] in units:
+            return {**layer, "units": int(units[layer["name"]])}
+    return layer
 
 
 def _to_device(probe, device):

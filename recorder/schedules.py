@@ -17,7 +17,7 @@ import numpy as np
 
 from pinnlog.analyzer.errors import ArgumentError, ArgumentTypeError
 
-__all__ = ["Schedule", "as_schedule", "every", "logspaced", "steps"]
+__all__ = ["Schedule", "as_schedule", "every", "logspaced", "parse_schedule", "steps"]
 
 
 class Schedule:
@@ -107,14 +107,73 @@ class _Never(Schedule):
         return "None"
 
 
+def parse_schedule(text: str) -> Schedule:
+    """A schedule from the expression its ``repr`` (and ``pinnlog info``) shows: ``"every(10)"``,
+    ``"every(2, stop=300) | every(100, start=300)"``, ``"logspaced(1000, 50)"``, ``"steps([1, 5])"``,
+    ``"100"`` or ``"None"``. Parsed, never evaluated: anything else is refused in one line.
+    """
+    import ast
+
+    def fail() -> ArgumentError:
+        return ArgumentError(
+            f"schedule {text!r} is not a schedule expression; write e.g. 'every(10)', 'every(2, stop=300) | every(100)', "
+            "'logspaced(1000, 50)' or '[10, 20]'"
+        )
+
+    def literal(node):
+        try:
+            value = ast.literal_eval(node)
+        except ValueError:
+            raise fail() from None
+        if isinstance(value, bool) or not isinstance(value, (int, list, tuple, type(None))):
+            raise fail()
+        return value
+
+    def build(node) -> Schedule:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            return build(node.left) | build(node.right)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _PARSABLE:
+            args = [literal(a) for a in node.args]
+            kwargs = {k.arg: literal(k.value) for k in node.keywords if k.arg is not None}
+            if len(kwargs) != len(node.keywords):
+                raise fail()
+            try:
+                return _PARSABLE[node.func.id](*args, **kwargs)
+            except TypeError:
+                raise fail() from None
+        return as_schedule(literal(node))
+
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        raise fail() from None
+    return build(tree.body)
+
+
+_PARSABLE = {"every": every, "steps": steps, "logspaced": logspaced}
+
+
 def as_schedule(value) -> Schedule:
-    """Accept a ``Schedule``, ``None`` (never), an int ``n`` (every n) or an iterable of steps."""
+    """Accept a ``Schedule``, ``None`` (never), an int ``n`` (every n), an iterable of steps or an
+    expression string (:func:`parse_schedule`)."""
     if isinstance(value, Schedule):
         return value
     if value is None:
         return _Never()
+    if isinstance(value, str):
+        return parse_schedule(value)
+    if isinstance(value, bool):
+        raise ArgumentTypeError(
+            "a schedule must be a pinnlog Schedule, an int, a list of steps or an expression string, not a bool"
+        )
     if isinstance(value, (int, np.integer)):
         return every(int(value))
     if callable(value):
         raise ArgumentTypeError("a schedule must be a pinnlog Schedule, an int or a list of steps, not a function")
-    return steps(value)
+    try:
+        return steps(value)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(
+            f"a schedule must be a pinnlog Schedule, an int, a list of integer steps or an expression string, "
+            f"not {type(value).__name__}"
+        ) from None

@@ -26,6 +26,8 @@ __all__ = ["QUEUE_SIZE", "HostArray", "Writer", "hand_over", "rows_job", "scalar
 
 #: Jobs waiting for the writer before ``submit`` blocks the training thread.
 QUEUE_SIZE = 64
+#: Seconds the training thread waits on a full queue before it says so.
+PATIENCE_S = 2.0
 
 _STOP = object()
 
@@ -100,7 +102,7 @@ def hand_over(rows: Rows) -> Rows:
         stack = to_host(torch.stack([values[n] for n in names]))
         for i, n in enumerate(names):
             values[n] = HostRow(stack, i)
-    return Rows(rows.group, values, rows.dims, rows.finite)
+    return Rows(rows.group, values, rows.dims, rows.finite, rows.finite_mask)
 
 
 def as_numpy(value) -> np.ndarray:
@@ -150,16 +152,20 @@ class Writer:
                 self._queue.task_done()
 
     def submit(self, job: Callable[[RunWriter], None], releases_raw: bool = False) -> None:
-        """Queue ``job``; if the queue is full, wait for the writer (warning once), never drop."""
+        """Queue ``job``; if the queue stays full, wait for the writer (warning once), never drop.
+
+        A full queue that drains within ``PATIENCE_S`` (the first chunks of a short run being created)
+        is not worth a warning; a writer that keeps training waiting that long is.
+        """
         item = (job, releases_raw)
         try:
-            self._queue.put_nowait(item)
+            self._queue.put(item, timeout=PATIENCE_S)
         except queue.Full:
             if not self._warned_full:
                 self._warned_full = True
                 warnings.warn(
-                    "pinnlog: the writer thread is behind the training loop; training waits for it (no data is dropped). "
-                    "Capture less often or record raw arrays on a sparser raw_schedule.",
+                    f"pinnlog: the writer thread is behind the training loop (training waited {PATIENCE_S:g} s for it); "
+                    "no data is dropped. Capture less often or record raw arrays on a sparser raw_schedule.",
                     RuntimeWarning,
                     stacklevel=3,
                 )
@@ -196,7 +202,8 @@ def rows_job(writer: Writer, rows: list[Rows]) -> Callable[[RunWriter], None]:
     def job(store: RunWriter) -> None:
         for r in rows:
             values = {name: as_numpy(value) for name, value in r.values.items()}
-            if writer.nonfinite_step is None and any(not np.isfinite(values[n]).all() for n in r.finite if n in values):
+            mask = Ellipsis if r.finite_mask is None else (Ellipsis, r.finite_mask)
+            if writer.nonfinite_step is None and any(not np.isfinite(values[n][mask]).all() for n in r.finite if n in values):
                 writer.nonfinite_step = int(values["step"][0]) if "step" in values else -1
             store.append(r.group, values, r.dims or None)
 

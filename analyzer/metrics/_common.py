@@ -136,9 +136,36 @@ def tensor_selection(stats: xr.Dataset, include_bias: bool) -> tuple[np.ndarray,
     return idx, layer[idx]
 
 
-def summed_over_tensors(stats: xr.Dataset, var: str, idx: np.ndarray, layers: np.ndarray, per_layer: bool) -> xr.DataArray:
-    """Sum of ``var`` over the chosen tensors: (step,) or (step, layer). NaN anywhere in a sum stays NaN."""
+#: ``gradient_stats/tensor_state`` codes (docs/format.md): trained, untrained (requires grad, not in the
+#: optimizer), frozen, gone. Frozen and gone tensors have no gradient at that capture.
+_TRAINED, _UNTRAINED = 0, 1
+
+
+def tensor_mask(stats: xr.Dataset, trained_only: bool) -> tuple[xr.DataArray | None, str]:
+    """Which tensors count at each capture, from ``tensor_state``, and the words reports show for it.
+
+    ``trained_only``: the tensors the optimizer trains (held by it and requiring grad); otherwise every
+    tensor that has a gradient (frozen and replaced tensors never count). Stores without
+    ``tensor_state`` count every tensor.
+    """
+    if "tensor_state" not in stats:
+        return None, "all recorded tensors (this run does not record which ones the optimizer trains)"
+    state = stats["tensor_state"]
+    if trained_only:
+        return state == _TRAINED, "tensors the optimizer trains"
+    return (state == _TRAINED) | (state == _UNTRAINED), "every tensor with a gradient, trained by the optimizer or not"
+
+
+def summed_over_tensors(
+    stats: xr.Dataset, var: str, idx: np.ndarray, layers: np.ndarray, per_layer: bool, mask: xr.DataArray | None = None
+) -> xr.DataArray:
+    """Sum of ``var`` over the chosen tensors: (step,) or (step, layer). NaN anywhere in a sum stays NaN.
+
+    ``mask`` ((step, tensor) bool, :func:`tensor_mask`) drops tensors per capture: they add 0.
+    """
     data = stats[var]
+    if mask is not None:
+        data = data.where(mask, 0.0)
     if not per_layer:
         return data.isel(tensor=idx).sum("tensor", skipna=False)
     unique = np.unique(layers)

@@ -20,6 +20,7 @@ from pinnlog.analyzer.metrics._common import (
     group_dataset,
     ratio_of_roots,
     summed_over_tensors,
+    tensor_mask,
     tensor_selection,
 )
 
@@ -41,7 +42,7 @@ def _selection_attr(include_bias: bool) -> str:
     return "weights and biases" if include_bias else "weights only"
 
 
-def gradient_norms(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.Dataset:
+def gradient_norms(stats, *, per_layer: bool = False, include_bias: bool = False, trained_only: bool = True) -> xr.Dataset:
     """Norms of the batch mean, batch std and batch rms of the gradient (the parts of Eqs. 8 and 17).
 
     Parameters
@@ -53,6 +54,9 @@ def gradient_norms(stats, *, per_layer: bool = False, include_bias: bool = False
         One value per layer (its tensors' norms) instead of the whole network.
     include_bias : bool
         Add the bias tensors (the paper uses weights only).
+    trained_only : bool
+        Only the tensors the optimizer trains at each capture (default); False: every tensor with a
+        gradient. Frozen or replaced tensors never count (``tensor_state``, docs/format.md).
 
     Returns
     -------
@@ -66,31 +70,44 @@ def gradient_norms(stats, *, per_layer: bool = False, include_bias: bool = False
     """
     ds = group_dataset(stats, _STATS, ("sum_mu2", "sum_sigma2", "sum_rms2"))
     idx, layers = tensor_selection(ds, include_bias)
+    mask, tensors = tensor_mask(ds, trained_only)
     out = {}
     for name, var, long_name in (
         ("mean_norm", "sum_mu2", "norm of the batch-mean gradient"),
         ("std_norm", "sum_sigma2", "norm of the batch-std gradient"),
         ("rms_norm", "sum_rms2", "norm of the batch-rms gradient"),
     ):
-        norm = np.sqrt(summed_over_tensors(ds, var, idx, layers, per_layer))
+        norm = np.sqrt(summed_over_tensors(ds, var, idx, layers, per_layer, mask))
         out[name] = finish(
-            norm, name, "Eq. 8" if name != "rms_norm" else "Eq. 17", long_name, selection=_selection_attr(include_bias)
+            norm,
+            name,
+            "Eq. 8" if name != "rms_norm" else "Eq. 17",
+            long_name,
+            selection=_selection_attr(include_bias),
+            tensors=tensors,
         )
     return xr.Dataset(out)
 
 
-def _ratio_over_tensors(ds, numerator: str, denominator: str, include_bias: bool, per_layer: bool, name, equation, description):
-    """√Σ ``numerator`` / √Σ ``denominator`` over the selected tensors (per layer or whole net)."""
+def _ratio_over_tensors(
+    ds, numerator: str, denominator: str, include_bias: bool, per_layer: bool, name, equation, description, trained_only=True
+):
+    """√Σ ``numerator`` / √Σ ``denominator`` over the selected tensors (per layer or whole net).
+
+    ``trained_only``: per capture, the tensors the optimizer trains (``tensor_state``); the result's
+    ``tensors`` attribute says which set was summed.
+    """
     idx, layers = tensor_selection(ds, include_bias)
+    mask, tensors = tensor_mask(ds, trained_only)
     ratio = ratio_of_roots(
-        summed_over_tensors(ds, numerator, idx, layers, per_layer),
-        summed_over_tensors(ds, denominator, idx, layers, per_layer),
+        summed_over_tensors(ds, numerator, idx, layers, per_layer, mask),
+        summed_over_tensors(ds, denominator, idx, layers, per_layer, mask),
         name,
     )
-    return finish(ratio, name, equation, description, selection=_selection_attr(include_bias))
+    return finish(ratio, name, equation, description, selection=_selection_attr(include_bias), tensors=tensors)
 
 
-def snr(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.DataArray:
+def snr(stats, *, per_layer: bool = False, include_bias: bool = False, trained_only: bool = True) -> xr.DataArray:
     """Batch-wise gradient signal-to-noise ratio SNR = ‖μ‖₂ / ‖σ‖₂ (Eq. 8).
 
     μ and σ are the mean and population std (ddof=0) of the K batch gradients, elementwise; the
@@ -104,6 +121,9 @@ def snr(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.Dat
         One SNR per layer (over that layer's tensors), as in the paper's Fig. A.14.
     include_bias : bool
         Count bias tensors too; the paper uses weight matrices only.
+    trained_only : bool
+        Only the tensors the optimizer trains at each capture (default; ``tensor_state``); False:
+        every tensor with a gradient, untrained ones included. The ``tensors`` attr says which.
 
     Returns
     -------
@@ -121,11 +141,11 @@ def snr(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.Dat
     """
     ds = group_dataset(stats, _STATS, ("sum_mu2", "sum_sigma2"))
     return _ratio_over_tensors(
-        ds, "sum_mu2", "sum_sigma2", include_bias, per_layer, "snr", "Eq. 8", "gradient signal-to-noise ratio"
+        ds, "sum_mu2", "sum_sigma2", include_bias, per_layer, "snr", "Eq. 8", "gradient signal-to-noise ratio", trained_only
     )
 
 
-def srr_b(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.DataArray:
+def srr_b(stats, *, per_layer: bool = False, include_bias: bool = False, trained_only: bool = True) -> xr.DataArray:
     """Batch signal-to-rms ratio SRR_B = ‖μ‖₂ / ‖rms‖₂, in [0, 1] (Eq. 17).
 
     rms is the elementwise root mean square of the K batch gradients, so ‖rms‖² = ‖μ‖² + ‖σ‖² and
@@ -135,7 +155,7 @@ def srr_b(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.D
     ----------
     stats : xarray.Dataset or xarray.DataTree
         The run or its ``gradient_stats`` group (``sum_mu2``, ``sum_rms2`` over ``(step, tensor)``).
-    per_layer, include_bias : bool
+    per_layer, include_bias, trained_only : bool
         As for :func:`snr`.
 
     Returns
@@ -149,11 +169,19 @@ def srr_b(stats, *, per_layer: bool = False, include_bias: bool = False) -> xr.D
     """
     ds = group_dataset(stats, _STATS, ("sum_mu2", "sum_rms2"))
     return _ratio_over_tensors(
-        ds, "sum_mu2", "sum_rms2", include_bias, per_layer, "srr_b", "Eq. 17", "batch signal-to-rms ratio (gradient homogeneity)"
+        ds,
+        "sum_mu2",
+        "sum_rms2",
+        include_bias,
+        per_layer,
+        "srr_b",
+        "Eq. 17",
+        "batch signal-to-rms ratio (gradient homogeneity)",
+        trained_only,
     )
 
 
-def srr_c(stats, *, per_layer: bool = False, include_bias: bool = True) -> xr.DataArray:
+def srr_c(stats, *, per_layer: bool = False, include_bias: bool = True, trained_only: bool = True) -> xr.DataArray:
     """Adam's step-wise signal-to-rms ratio SRR_C = ‖m̂‖₂ / ‖√v̂ + ε‖₂ (Eq. 13); may exceed 1.
 
     Parameters
@@ -165,6 +193,8 @@ def srr_c(stats, *, per_layer: bool = False, include_bias: bool = True) -> xr.Da
         One value per layer.
     include_bias : bool
         Default True: over all parameters, as in the paper.
+    trained_only : bool
+        Default True: the tensors the optimizer holds (others have no Adam moments).
 
     Returns
     -------
@@ -182,7 +212,15 @@ def srr_c(stats, *, per_layer: bool = False, include_bias: bool = True) -> xr.Da
                 f"this run has no {var!r}: SRR_C needs Adam's moments, recorded when the optimizer is Adam or AdamW"
             )
     return _ratio_over_tensors(
-        ds, "sum_m_hat2", "sum_adam_denom2", include_bias, per_layer, "srr_c", "Eq. 13", "Adam step-wise signal-to-rms ratio"
+        ds,
+        "sum_m_hat2",
+        "sum_adam_denom2",
+        include_bias,
+        per_layer,
+        "srr_c",
+        "Eq. 13",
+        "Adam step-wise signal-to-rms ratio",
+        trained_only,
     )
 
 
@@ -358,6 +396,9 @@ def check_consistency(run: xr.DataTree) -> xr.Dataset:
     n_stats, n_raw = stats.sizes["tensor"], raw.sizes["tensor"]
     if n_stats != n_raw:
         raise MetricArgumentError(f"gradient_stats has {n_stats} tensors but the layout has {n_raw}; the store is inconsistent")
+
+    if "tensor_state" in stats:  # the same tensors on both sides (frozen ones are NaN in both)
+        raw["tensor_state"] = (("step", "tensor"), stats["tensor_state"].data)
 
     def rel(a, b):
         return xr.apply_ufunc(_relative_difference, a, b, dask="parallelized", output_dtypes=[np.float64])

@@ -156,10 +156,20 @@ def run_summary(
     ]
     final = {name: last_finite(values.get(name)) for name in FINAL_QUANTITIES}
     final["min_test_error"] = _minimum(values.get("test_error"))
+    metadata = _metadata(attrs)
+    snr_values = values.get("snr")
+    if isinstance(snr_values, xr.DataArray) and "tensors" in snr_values.attrs:
+        metadata["gradient_tensors"] = str(snr_values.attrs["tensors"])  # which tensors SNR/SRR cover
+    srr_c_values = values.get("srr_c")
+    if isinstance(srr_c_values, xr.DataArray) and srr_c_values.sizes.get("step", 0) and final["srr_c"] is None:
+        metadata["srr_c_note"] = (
+            "SRR_C is NaN at every capture: no tensor it covers has Adam moments (the optimizer has not stepped, "
+            "or it trains no recorded tensor)"
+        )
     return {
         "label": str(label),
         "path": str(path),
-        "metadata": _metadata(attrs),
+        "metadata": metadata,
         "recorded": {str(k): int(v) for k, v in recorded.items()},
         "steps": {"first": min(first) if first else None, "last": max(steps) if steps else None},
         "phases": phase_rows(phases),

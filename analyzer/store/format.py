@@ -28,6 +28,7 @@ __all__ = [
     "RUN_DESCRIPTION",
     "STATUS_VALUES",
     "STRING",
+    "TENSOR_STATES",
     "GroupSpec",
     "activation_dim",
     "check_format_version",
@@ -136,6 +137,7 @@ GROUPS: dict[str, GroupSpec] = {
                 "sum_w2": (("capture", "tensor"), "float64"),
                 "sum_m_hat2": (("capture", "tensor"), "float64"),
                 "sum_adam_denom2": (("capture", "tensor"), "float64"),
+                "tensor_state": (("capture", "tensor"), "int8"),
                 "numel": (("tensor",), "int64"),
                 "layer": (("tensor",), "int32"),
                 "is_bias": (("tensor",), "bool"),
@@ -143,7 +145,7 @@ GROUPS: dict[str, GroupSpec] = {
                 "layer_name": (("tensor",), STRING),  # 1.1: the name of the layer owning it (layers[j].name)
                 "engine": (("capture",), "int8"),  # which gradient engine made each capture (recorder/engines.py)
             },
-            optional=("sum_m_hat2", "sum_adam_denom2", "tensor", "layer_name", "engine"),
+            optional=("sum_m_hat2", "sum_adam_denom2", "tensor_state", "tensor", "layer_name", "engine"),
             coords=("tensor", "layer_name"),
         ),
         GroupSpec(
@@ -192,6 +194,10 @@ GROUPS: dict[str, GroupSpec] = {
         ),
     )
 }
+
+
+#: ``gradient_stats/tensor_state`` codes: what each layout tensor was at a capture (docs/format.md).
+TENSOR_STATES = {"trained": 0, "untrained": 1, "frozen": 2, "gone": 3}
 
 
 def activation_dim(layer_name: str) -> str:

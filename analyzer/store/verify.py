@@ -298,8 +298,11 @@ def _check_sizes(name: str, metas: dict, attrs: dict, out: list[Finding]) -> boo
     if isinstance(attrs.get("n_batches"), int):
         expected["batch"] = attrs["n_batches"]
     for layer in attrs.get("layers") if isinstance(attrs.get("layers"), list) else []:
-        if isinstance(layer, dict) and isinstance(layer.get("name"), str) and isinstance(layer.get("width"), int):
-            expected[activation_dim(layer["name"])] = layer["width"]
+        # ``units`` (values per probe sample: C x H x W of a convolution, time x hidden of an RNN) when the
+        # recorder wrote it; older stores only have ``width``, which is the units of a Linear layer.
+        units = layer.get("units", layer.get("width")) if isinstance(layer, dict) else None
+        if isinstance(layer, dict) and isinstance(layer.get("name"), str) and isinstance(units, int):
+            expected[activation_dim(layer["name"])] = units
     for dim, want in expected.items():
         if dim in sizes and sizes[dim] != {want}:
             out.append(

@@ -26,7 +26,17 @@ from pinnlog.recorder.captures.gradients import (
     moments,
     per_tensor_moments,
 )
-from pinnlog.recorder.captures.layout import Layout, build_layout
+from pinnlog.recorder.captures.layout import (
+    FROZEN,
+    GONE,
+    TRAINED,
+    UNTRAINED,
+    Layout,
+    Live,
+    ParameterTracker,
+    build_layout,
+    is_bias,
+)
 from pinnlog.recorder.captures.optimizer import OptimizerMoments, adam_reductions, flat_adam_state, is_adam
 from pinnlog.recorder.captures.residuals import Residuals, record_residuals
 from pinnlog.recorder.captures.state import frozen_training_state
@@ -34,13 +44,19 @@ from pinnlog.recorder.captures.weights import Weights, flat_weights, sum_w2
 
 __all__ = [
     "ENGINE_CODES",
+    "FROZEN",
+    "GONE",
+    "TRAINED",
+    "UNTRAINED",
     "ActivationSite",
     "Activations",
     "Capture",
     "GradientCapture",
     "GradientMoments",
     "Layout",
+    "Live",
     "OptimizerMoments",
+    "ParameterTracker",
     "Residuals",
     "Rows",
     "Weights",
@@ -54,6 +70,7 @@ __all__ = [
     "flat_weights",
     "frozen_training_state",
     "is_adam",
+    "is_bias",
     "merge_rows",
     "moments",
     "per_tensor_moments",

@@ -15,7 +15,7 @@ from pinnlog.recorder.captures.base import Capture, Rows
 from pinnlog.recorder.captures.layout import Layout
 from pinnlog.recorder.schedules import Schedule
 
-__all__ = ["ActivationSite", "Activations", "activation_sites", "record_activations"]
+__all__ = ["ActivationSite", "Activations", "activation_sites", "per_sample", "record_activations"]
 
 
 @dataclass(frozen=True)
@@ -83,20 +83,39 @@ def _forward(model: nn.Module, probe):
     return model(probe)
 
 
+def per_sample(module: nn.Module, value) -> torch.Tensor:
+    """One module's input/output as (probe sample, units) float32, a detached copy.
+
+    A tuple (an RNN's ``(output, h_n)``, attention's ``(output, weights)``) gives its first element. The
+    sample axis is the batch axis: dim 1 of a sequence-first RNN or Transformer output, dim 0 otherwise;
+    every other axis (channels x height x width of a convolution, time x hidden of an RNN) is units.
+    """
+    value = value[0] if isinstance(value, (tuple, list)) else value
+    if not isinstance(value, torch.Tensor):
+        raise RecorderError(
+            f"probe=: {type(module).__name__} gives {type(value).__name__}, not a tensor; record another module with layers="
+        )
+    sequence_first = isinstance(
+        module, (nn.RNNBase, nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+    )
+    if sequence_first and not getattr(module, "batch_first", False) and value.dim() >= 3:
+        value = value.transpose(0, 1)
+    return value.detach().reshape(value.shape[0], -1).to(torch.float32, copy=True)
+
+
 def record_activations(model: nn.Module, probe, sites: list[ActivationSite]) -> dict[str, torch.Tensor]:
     """One forward pass of ``probe`` under ``torch.no_grad``; ``{layer_<i>: (probe, units) float32}``."""
     seen: dict[str, torch.Tensor] = {}
 
-    def keep(name: str, value) -> None:
-        value = value[0] if isinstance(value, (tuple, list)) else value
-        seen[name] = value.detach().reshape(value.shape[0], -1).to(torch.float32, copy=True)
+    def keep(name: str, module: nn.Module, value) -> None:
+        seen[name] = per_sample(module, value)
 
     handles = []
     for site in sites:
         if site.kind == "input":
-            handles.append(site.module.register_forward_pre_hook(lambda m, args, name=site.name: keep(name, args)))
+            handles.append(site.module.register_forward_pre_hook(lambda m, args, name=site.name: keep(name, m, args)))
         else:
-            handles.append(site.module.register_forward_hook(lambda m, args, out, name=site.name: keep(name, out)))
+            handles.append(site.module.register_forward_hook(lambda m, args, out, name=site.name: keep(name, m, out)))
     try:
         with torch.no_grad():
             _forward(model, probe)
@@ -106,7 +125,8 @@ def record_activations(model: nn.Module, probe, sites: list[ActivationSite]) -> 
     missing = [site.module_name for site in sites if site.name not in seen]
     if missing:
         raise RecorderError(
-            f"the probe's forward pass never reached module(s) {missing}; name modules that forward() calls in layers="
+            f"the probe's forward pass (under torch.no_grad) never reached module(s) {missing} (a fused fast path, "
+            "as in nn.TransformerEncoder, skips them); name modules that forward() calls in layers=, e.g. the encoder layers"
         )
     return {site.name: seen[site.name] for site in sites}
 
@@ -117,11 +137,19 @@ class Activations(Capture):
     def __init__(self, schedule: Schedule, model: nn.Module, probe: Any, sites: list[ActivationSite]):
         super().__init__(schedule)
         self.model, self.probe, self.sites = model, probe, sites
+        #: Units per probe sample of each recorded layer (set by the recorder's dry run at construction).
+        self.units: dict[str, int] = {}
 
     def attrs(self):
         return {"probe_schedule": repr(self.schedule)}
 
     def compute(self, step: int) -> list[Rows]:
         values = record_activations(self.model, self.probe, self.sites)
+        changed = [n for n, v in values.items() if self.units and v.shape[1] != self.units.get(n)]
+        if changed:
+            raise RecorderError(
+                f"probe=: layer {changed[0]} gives {values[changed[0]].shape[1]} values per sample at step {step} but "
+                f"{self.units[changed[0]]} when recording started; keep the probe and the model's shapes fixed"
+            )
         dims = {name: ("acapture", "probe", activation_dim(name)) for name in values}
         return [Rows("activations", {"step": [step], **{name: v[None] for name, v in values.items()}}, dims)]

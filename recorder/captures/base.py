@@ -32,12 +32,15 @@ class Rows:
         Dimension names of variables that format 1 does not list (one activation array per layer).
     finite : tuple of str
         Variables whose NaN/Inf the writer reports once (a diverging run), by name.
+    finite_mask : numpy.ndarray of bool, optional
+        The entries of the last axis of the ``finite`` variables that count (frozen tensors are NaN by design).
     """
 
     group: str
     values: dict[str, Any]
     dims: dict[str, tuple[str, ...]] = field(default_factory=dict)
     finite: tuple[str, ...] = ()
+    finite_mask: Any = None
 
 
 def merge_rows(rows: Sequence[Rows]) -> list[Rows]:
@@ -48,12 +51,14 @@ def merge_rows(rows: Sequence[Rows]) -> list[Rows]:
     merged: dict[str, Rows] = {}
     for r in rows:
         if r.group not in merged:
-            merged[r.group] = Rows(r.group, dict(r.values), dict(r.dims), tuple(r.finite))
+            merged[r.group] = Rows(r.group, dict(r.values), dict(r.dims), tuple(r.finite), r.finite_mask)
             continue
         into = merged[r.group]
         into.values.update(r.values)
         into.dims.update(r.dims)
         into.finite += tuple(n for n in r.finite if n not in into.finite)
+        if r.finite_mask is not None:
+            into.finite_mask = r.finite_mask
     return list(merged.values())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -327,3 +328,43 @@ def test_cuda_vectorised_rows_match_an_independent_loop():
     assert _relative_row_errors(result.raw.cpu().double().numpy(), reference).max() <= 1e-5
     ref = reference_reductions(reference, tensor_slices(model))
     np.testing.assert_allclose(result.sum_sigma2.cpu().numpy(), ref["sum_sigma2"], rtol=1e-6)
+
+
+def test_a_frozen_tensor_gives_nan_through_the_loop_and_the_vectorised_engine_resumes_when_unfrozen(run_path):
+    problem, model = _pinn()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = next(iter(model.parameters()))
+    rec = Recorder(
+        run_path,
+        model,
+        optimizer,
+        batch_loss=problem.residual_loss,
+        batch_losses=problem.residual_losses,
+        n_batches=problem.n_batches,
+        schedule=every(1),
+        check_every=None,
+    )
+    expected = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the tracker's one warning about the frozen tensor
+        for step in range(6):
+            first.requires_grad_(step not in (2, 3))  # frozen at captures 2 and 3
+            optimizer.zero_grad()
+            problem.full_loss(model).backward()
+            optimizer.step()
+            twin = copy.deepcopy(model).requires_grad_(True)  # the reference differentiates every tensor
+            expected[step] = reference_batch_gradients(twin, problem.residual_loss, problem.n_batches)
+            rec.step(step)
+    rec.close()
+    stats = open_run(run_path)["gradient_stats"]
+    assert stats["engine"].values.tolist() == [VECTORISED, VECTORISED, LOOP, LOOP, VECTORISED, VECTORISED]
+    slices = tensor_slices(model)
+    for i in range(6):
+        ref = reference_reductions(expected[i], slices)
+        mu2 = stats["sum_mu2"].values[i]
+        if i in (2, 3):
+            assert np.isnan(mu2[0]) and np.isnan(stats["sum_sigma2"].values[i][0])
+            np.testing.assert_allclose(mu2[1:], ref["sum_mu2"][1:], rtol=1e-6)
+        else:
+            np.testing.assert_allclose(mu2, ref["sum_mu2"], rtol=1e-6)
+    assert 0 <= zarr.open_group(str(run_path), mode="r").attrs["engine"]["max_check_error"] <= 1e-5

@@ -132,8 +132,8 @@ def test_raw_snr_takes_the_group_and_an_explicit_layout(store, truth):
         snr_from_batch_gradients(group, [{"offset": 0, "numel": 10_000, "layer": 0, "is_bias": False}])
 
 
-def test_check_consistency_flags_a_tampered_row(make_store, tmp_path):
-    path = make_store(tmp_path, n_steps=4, layers=(2, 4, 1), seed=3, raw=2)
+def test_check_consistency_flags_a_tampered_row(make_store, drop_manifest, tmp_path):
+    path = drop_manifest(make_store(tmp_path, n_steps=4, layers=(2, 4, 1), seed=3, raw=2))  # edited below
     healthy = check_consistency(open_run(path)).compute()
     np.testing.assert_array_equal(healthy["step"].values, [2, 12])  # captures 0 and 2 have raw snapshots
     for var in ("sums_rel_diff", "snr_rel_diff", "srr_b_rel_diff"):

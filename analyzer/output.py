@@ -183,9 +183,7 @@ def staged_directory(
         path.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + path.name[:60] + "-", dir=path.parent))
     except OSError as exc:
-        raise OutputPathError(
-            f"cannot write to {target} ({exc.strerror or type(exc).__name__}); choose another {option}"
-        ) from exc
+        raise _cannot_write(target, exc, option) from exc
     committed = False
     try:
         yield stage
@@ -194,19 +192,26 @@ def staged_directory(
             _commit(stage, path, ours)
             committed = True
     except KeyboardInterrupt as exc:
-        if committed:
-            raise Interrupted(f"interrupted; {path} was written in full") from None
-        kept = f"the previous {path} is unchanged" if path.exists() else "nothing written"
-        raise Interrupted(f"interrupted; {kept}") from exc
+        raise _interrupted(path, committed) from (None if committed else exc)
     except OSError as exc:
         if isinstance(exc, PinnlogError) or not _about(exc, stage, path):
             raise
-        raise OutputPathError(
-            f"cannot write to {target} ({exc.strerror or type(exc).__name__}); choose another {option}"
-        ) from exc
+        raise _cannot_write(target, exc, option) from exc
     finally:
         if not committed:
             shutil.rmtree(stage, ignore_errors=True)
+
+
+def _cannot_write(target: str | os.PathLike, exc: OSError, option: str) -> ReportOutputError:
+    return OutputPathError(f"cannot write to {target} ({exc.strerror or type(exc).__name__}); choose another {option}")
+
+
+def _interrupted(path: Path, committed: bool) -> Interrupted:
+    """The one line Ctrl-C prints: what the output folder or file holds now."""
+    if committed:
+        return Interrupted(f"interrupted; {path} was written in full")
+    kept = f"the previous {path} is unchanged" if path.exists() else "nothing written"
+    return Interrupted(f"interrupted; {kept}")
 
 
 def _about(exc: OSError, stage: Path, target: Path) -> bool:
@@ -252,9 +257,7 @@ def staged_file(target: str | os.PathLike, *, option: str = "-o") -> Iterator[Pa
         path.parent.mkdir(parents=True, exist_ok=True)
         stage_dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + path.name[:60] + "-", dir=path.parent))
     except OSError as exc:
-        raise OutputPathError(
-            f"cannot write to {target} ({exc.strerror or type(exc).__name__}); choose another {option}"
-        ) from exc
+        raise _cannot_write(target, exc, option) from exc
     committed = False
     try:
         staged = stage_dir / path.name
@@ -264,16 +267,11 @@ def staged_file(target: str | os.PathLike, *, option: str = "-o") -> Iterator[Pa
             os.replace(staged, path)
             committed = True
     except KeyboardInterrupt as exc:
-        if committed:
-            raise Interrupted(f"interrupted; {path} was written in full") from None
-        kept = f"the previous {path} is unchanged" if path.exists() else "nothing written"
-        raise Interrupted(f"interrupted; {kept}") from exc
+        raise _interrupted(path, committed) from (None if committed else exc)
     except OSError as exc:
         if isinstance(exc, PinnlogError) or not _about(exc, stage_dir, path):
             raise
-        raise OutputPathError(
-            f"cannot write to {target} ({exc.strerror or type(exc).__name__}); choose another {option}"
-        ) from exc
+        raise _cannot_write(target, exc, option) from exc
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)
 
@@ -291,9 +289,7 @@ def staged_store(target: str | os.PathLike, *, option: str = "-o") -> Iterator[P
         path.parent.mkdir(parents=True, exist_ok=True)
         stage_dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + path.name[:60] + "-", dir=path.parent))
     except OSError as exc:
-        raise OutputPathError(
-            f"cannot write to {target} ({exc.strerror or type(exc).__name__}); choose another {option}"
-        ) from exc
+        raise _cannot_write(target, exc, option) from exc
     committed = False
     try:
         staged = stage_dir / path.name
@@ -304,11 +300,8 @@ def staged_store(target: str | os.PathLike, *, option: str = "-o") -> Iterator[P
             os.rename(staged, path)
             committed = True
     except KeyboardInterrupt as exc:
-        if committed:
-            raise Interrupted(f"interrupted; {path} was written in full") from None
-        if os.path.lexists(stage_dir / "previous") and not os.path.lexists(path):
+        if not committed and os.path.lexists(stage_dir / "previous") and not os.path.lexists(path):
             os.rename(stage_dir / "previous", path)
-        kept = f"the previous {path} is unchanged" if path.exists() else "nothing written"
-        raise Interrupted(f"interrupted; {kept}") from exc
+        raise _interrupted(path, committed) from (None if committed else exc)
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)

@@ -297,6 +297,7 @@ def main(argv=None) -> int:
 
     snapshot_bytes = K * (paper_layout()[-1]["offset"] + 1) * 4
     n_snapshots = max(1, int(np.ceil(args.gigabytes * 1e9 / snapshot_bytes)))
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="pinnlog-bench-", dir=args.workdir))
     path = workdir / "bench.zarr"
     try:

@@ -45,7 +45,7 @@ def group_dataset(obj: xr.Dataset | xr.DataTree, name: str, required: Iterable[s
     return ds
 
 
-def layer_labels(attrs: dict, indices: Iterable[int]) -> dict[str, xr.Variable]:
+def layer_labels(attrs: dict, indices: Iterable[int]) -> dict[str, tuple[str, np.ndarray]]:
     """Coordinates for a ``layer`` dimension: the int index, ``layer_name`` and (when known) ``layer_module``."""
     indices = [int(i) for i in indices]
     known = {}

@@ -131,7 +131,7 @@ def _binarized_share(stack: np.ndarray, bins: int, layer: str) -> np.ndarray:
 
 
 def _layer_variables(ds: xr.Dataset) -> list[str]:
-    names = [v for v in ds.data_vars if ds[v].ndim == 3 and "step" in ds[v].dims]
+    names = [str(v) for v in ds.data_vars if ds[v].ndim == 3 and "step" in ds[v].dims]
     if not names:
         raise MetricArgumentError("the activations group holds no layer variable over (step, probe, unit_...)")
     return sorted(names, key=lambda v: (layer_index(v, 10**9), v))

@@ -386,7 +386,7 @@ def check_consistency(run: xr.DataTree) -> xr.Dataset:
     stats = group_dataset(run, _STATS, ("sum_mu2", "sum_sigma2", "sum_rms2"))
     raw = reductions_from_batch_gradients(run)
     stats_steps = stats["step"].values
-    first_row = {}
+    first_row: dict[int, int] = {}
     for i, s in enumerate(stats_steps):
         first_row.setdefault(int(s), i)
     raw_rows = [i for i, s in enumerate(raw["step"].values) if int(s) in first_row]

@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,7 +19,21 @@ from pinnlog.analyzer.errors import CorruptStoreError, NotAStoreError, short
 from pinnlog.analyzer.store.format import check_format_version
 from pinnlog.analyzer.store.location import Location
 
-__all__ = ["is_stub", "jsonable", "list_children", "partial_files", "read_json", "read_root", "sync"]
+if TYPE_CHECKING:
+    import zarr
+
+__all__ = [
+    "array_values",
+    "chunk_grid_shape",
+    "dimension_names",
+    "is_stub",
+    "jsonable",
+    "list_children",
+    "partial_files",
+    "read_json",
+    "read_root",
+    "sync",
+]
 
 
 def sync(coro):
@@ -108,3 +122,29 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return repr(value)
+
+
+# -- typed views of an open zarr array ----------------------------------------------------------------
+# zarr types an array's metadata as "v2 or v3" and its indexing as "any scalar or array"; pinnlog opens
+# every node with zarr_format=3 and reads through the default (numpy) buffer, so these narrow the types.
+def dimension_names(arr: zarr.Array) -> tuple[str | None, ...] | None:
+    """The array's ``dimension_names`` as its metadata holds them (None when it has none)."""
+    from zarr.core.metadata import ArrayV3Metadata
+
+    meta = arr.metadata
+    assert isinstance(meta, ArrayV3Metadata), "pinnlog opens Zarr v3 nodes only"
+    return meta.dimension_names
+
+
+def chunk_grid_shape(arr: zarr.Array) -> tuple[int, ...]:
+    """The shape of the array's (outer) chunks: its regular chunk grid, the only grid zarr 3 reads."""
+    from zarr.core.chunk_grids import RegularChunkGrid
+
+    grid = arr.metadata.chunk_grid
+    assert isinstance(grid, RegularChunkGrid), "zarr 3 reads regular chunk grids only"
+    return grid.chunk_shape
+
+
+def array_values(arr: zarr.Array, n: int | None = None) -> np.ndarray:
+    """``arr[:n]`` (every element when ``n`` is None) as a numpy array."""
+    return np.asarray(arr[:n] if n is not None else arr[...])

@@ -28,6 +28,7 @@ from pinnlog.analyzer.errors import (
 from pinnlog.analyzer.store.format import GROUPS, STRING, check_format_version, name_coordinates
 from pinnlog.analyzer.store.guards import disallowed_codecs, guarded, guarded_dask_array
 from pinnlog.analyzer.store.location import open_for_reading
+from pinnlog.analyzer.store.metadata import array_values, dimension_names
 
 # The lease and the chunk manifest are files beside the groups; zarr notes, on every listing, that
 # they are not Zarr nodes. They are pinnlog's own (docs/format.md): not worth a warning.
@@ -108,7 +109,7 @@ def _n_committed(group: zarr.Group, path, name: str) -> int:
 
 
 def _check_codecs(arr: zarr.Array, path, where: str, attrs: dict | None = None, growing: bool = True) -> None:
-    meta = arr.metadata.to_dict()
+    meta: dict[str, Any] = arr.metadata.to_dict()
     for name in disallowed_codecs(meta):  # nested codecs (inside sharding) too
         raise CorruptStoreError(f"{path}: {where} uses codec {name[:40]!r}, which pinnlog refuses to decode")
     # byte order, fill value, checksum: what would make zarr read other numbers than pinnlog wrote
@@ -138,6 +139,7 @@ def group_sizes(root: zarr.Group, path="run") -> dict[str, int]:
 
 def open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset:
     group = root[name]
+    assert isinstance(group, zarr.Group), f"{name} is an array"  # callers pass names from root.groups()
     root_attrs = dict(root.attrs)
     # n_committed is read before any array: rows below it were complete when it was raised, and
     # arrays only grow while a writer runs, so this is a consistent prefix even mid-write.
@@ -145,7 +147,7 @@ def open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset:
     axis = GROUPS[name].axis
     data_vars: dict[str, xr.Variable] = {}
     for var, arr in group.arrays():
-        dims = arr.metadata.dimension_names
+        dims = dimension_names(arr)
         if dims is None or len(dims) != arr.ndim or any(d is None for d in dims):
             raise CorruptStoreError(f"{path}: array {name}/{var} has no dimension_names; it was not written by pinnlog")
         expected = GROUPS[name].variables.get(var)
@@ -164,11 +166,11 @@ def open_group_dataset(root: zarr.Group, name: str, path, chunks) -> xr.Dataset:
                 f"{path}: {name}/{var} holds {arr.shape[0]} rows but n_committed={n}; run `pinnlog verify --repair`"
             )
         if is_name and not growing:
-            data = np.array(arr[...].tolist(), dtype=str)  # a handful of names: plain numpy strings
+            data = np.array(array_values(arr).tolist(), dtype=str)  # a handful of names: plain numpy strings
         elif not growing or var == "step":
             # Static arrays (numel, layer, is_bias per tensor) and the step coordinate are tiny and
             # needed to shape every result, so they are read now rather than on every compute.
-            data = arr[:n] if growing else arr[...]
+            data = array_values(arr, n if growing else None)
         else:
             native = getattr(arr, "shards", None) or arr.chunks  # whole shards: one read per task
             wanted = tuple(chunks.get("step" if d == axis else d, c) for d, c in zip(dims, native)) if chunks else native
@@ -274,9 +276,10 @@ def describe_run(path: str | os.PathLike) -> dict[str, Any]:
     groups = []
     for name, n in group_sizes(root, path).items():
         group = root[name]
+        assert isinstance(group, zarr.Group), f"{name} is an array"  # group_sizes lists groups only
         shapes, nbytes = {}, 0
         for var, arr in group.arrays():
-            dims = arr.metadata.dimension_names or ()
+            dims = dimension_names(arr) or ()
             shape = list(arr.shape)
             if dims and dims[0] == GROUPS[name].axis:
                 shape[0] = min(shape[0], n)

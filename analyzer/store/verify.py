@@ -36,7 +36,17 @@ from pinnlog.analyzer.store.checks import (
 from pinnlog.analyzer.store.format import CHECKSUM_CODEC, CHUNK_MAX_BYTES, GROUPS, STRING, activation_dim
 from pinnlog.analyzer.store.guards import disallowed_codecs, unsafe_entries
 from pinnlog.analyzer.store.location import open_for_reading
-from pinnlog.analyzer.store.metadata import is_stub, list_children, partial_files, read_json, read_root, sync
+from pinnlog.analyzer.store.metadata import (
+    array_values,
+    chunk_grid_shape,
+    dimension_names,
+    is_stub,
+    list_children,
+    partial_files,
+    read_json,
+    read_root,
+    sync,
+)
 
 __all__ = ["SNR_TOLERANCE", "Finding", "VerifyReport", "verify_run"]
 
@@ -176,10 +186,10 @@ def _decode_array(store, key: str, n: int, axis: str, out: list[Finding]) -> tup
     import zarr
 
     arr = zarr.open_array(store=store, path=key, mode="r", zarr_format=3)
-    dims = arr.metadata.dimension_names or ()
+    dims: tuple[str | None, ...] = dimension_names(arr) or ()
     growing = bool(dims) and dims[0] == axis
     limits = [min(n, arr.shape[0]) if growing else arr.shape[0], *arr.shape[1:]] if arr.ndim else []
-    chunk_shape = arr.metadata.chunk_grid.chunk_shape
+    chunk_shape = chunk_grid_shape(arr)
     bad_rows: set[int] = set()
     missing = failed = 0
     first_error = ""
@@ -230,7 +240,8 @@ def _decode_array(store, key: str, n: int, axis: str, out: list[Finding]) -> tup
 def _check_group(store, name: str, gmeta: dict, attrs: dict, out: list[Finding], decode: bool = True) -> tuple[int, int, dict]:
     """Checks of one format-1 group; returns (committed, usable rows, {var: 1-d committed values})."""
     spec = GROUPS[name]
-    gattrs = gmeta.get("attributes") if isinstance(gmeta.get("attributes"), dict) else {}
+    attributes = gmeta.get("attributes")
+    gattrs = attributes if isinstance(attributes, dict) else {}
     n = gattrs.get("n_committed", 0)
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         out.append(Finding(name, "n_committed", DAMAGED, f"n_committed={short(n)} is not a non-negative int"))
@@ -297,7 +308,8 @@ def _check_sizes(name: str, metas: dict, attrs: dict, out: list[Finding]) -> boo
         expected["param"] = sum(t["numel"] for t in layout)
     if isinstance(attrs.get("n_batches"), int):
         expected["batch"] = attrs["n_batches"]
-    for layer in attrs.get("layers") if isinstance(attrs.get("layers"), list) else []:
+    layers = attrs.get("layers")
+    for layer in layers if isinstance(layers, list) else []:
         # ``units`` (values per probe sample: C x H x W of a convolution, time x hidden of an RNN) when the
         # recorder wrote it; older stores only have ``width``, which is the units of a Linear layer.
         units = layer.get("units", layer.get("width")) if isinstance(layer, dict) else None
@@ -317,7 +329,8 @@ def _check_reductions(store, n: int, out: list[Finding]) -> np.ndarray:
     import zarr
 
     arrays = {
-        v: zarr.open_array(store=store, path=f"gradient_stats/{v}", mode="r")[:n] for v in ("sum_mu2", "sum_sigma2", "sum_rms2")
+        v: array_values(zarr.open_array(store=store, path=f"gradient_stats/{v}", mode="r"), n)
+        for v in ("sum_mu2", "sum_sigma2", "sum_rms2")
     }
     mu2, sigma2, rms2 = arrays["sum_mu2"], arrays["sum_sigma2"], arrays["sum_rms2"]
     finite = np.isfinite(mu2) & np.isfinite(sigma2) & np.isfinite(rms2)
@@ -349,7 +362,7 @@ def _read(store, key: str, n: int | None = None) -> np.ndarray:
     import zarr
 
     arr = zarr.open_array(store=store, path=key, mode="r", zarr_format=3)
-    return arr[:n] if n is not None else arr[...]
+    return array_values(arr, n)
 
 
 def _check_consistency(store, attrs: dict, n_stats: int, n_raw: int, out: list[Finding], skip_steps: set[int]) -> int:
@@ -366,9 +379,9 @@ def _check_consistency(store, attrs: dict, n_stats: int, n_raw: int, out: list[F
         import zarr
 
         raw = zarr.open_array(store=store, path="batch_gradients/batch_gradients", mode="r", zarr_format=3)
-        row_of = {}
-        for i, st in enumerate(steps.tolist()):
-            row_of.setdefault(int(st), i)
+        row_of: dict[int, int] = {}
+        for row, st in enumerate(steps.tolist()):
+            row_of.setdefault(int(st), row)
         bad_steps, checked, worst = [], 0, 0.0
         for j, st in enumerate(raw_steps.tolist()):
             i = row_of.get(int(st))
@@ -415,7 +428,7 @@ def _check_weights(store, attrs: dict, n_stats: int, n_w: int, out: list[Finding
     """``sum_w2`` against the weight snapshots: per tensor, within float32 rounding of the stored weights (4u relative)."""
     from pinnlog.analyzer.store.checks import U32
 
-    layout = attrs.get("layout")
+    layout: Any = attrs.get("layout")  # unchecked JSON: a malformed layout fails below and reads "not checked"
     try:
         steps = _read(store, "gradient_stats/step", n_stats)
         sum_w2 = _read(store, "gradient_stats/sum_w2", n_stats)

@@ -35,7 +35,7 @@ from pinnlog.analyzer.store.format import (
     name_coordinates,
 )
 from pinnlog.analyzer.store.location import open_for_writing
-from pinnlog.analyzer.store.metadata import jsonable
+from pinnlog.analyzer.store.metadata import dimension_names, jsonable
 
 __all__ = ["DigestingLocalStore", "RunStore", "RunWriter", "set_rows"]
 
@@ -49,7 +49,7 @@ class DigestingLocalStore(zarr.storage.LocalStore):
     key; readers compare each chunk they read against it.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.digests: dict[str, int] = {}
 
@@ -152,7 +152,9 @@ class RunWriter:
     def _ensure_array(self, group: str, var: str, sample: np.ndarray, dims) -> zarr.Array:
         g = self._group(group)
         if var in g:
-            return g[var]
+            existing = g[var]
+            assert isinstance(existing, zarr.Array), f"{group}/{var} is a group"  # this writer made every node below a group
+            return existing
         full_dims = self._dims(group, var, sample.ndim + 1, dims)
         if len(full_dims) != sample.ndim + 1:
             raise RecorderError(f"{group}/{var}: dims {full_dims} do not match data of {sample.ndim + 1} dims")
@@ -191,7 +193,7 @@ class RunWriter:
 
         axis = GROUPS[group].axis
         for var, arr in self._groups[group].arrays():
-            dims = arr.metadata.dimension_names or ()
+            dims = dimension_names(arr) or ()
             if not dims or dims[0] != axis:
                 continue
             buf = sync(self._store.get(f"{group}/{var}/zarr.json", prototype=default_buffer_prototype()))
@@ -223,7 +225,7 @@ class RunWriter:
         new_cap = max(needed, 2 * cap)
         axis = GROUPS[group].axis
         for _, arr in self._groups[group].arrays():
-            dims = arr.metadata.dimension_names or ()
+            dims = dimension_names(arr) or ()
             if dims and dims[0] == axis:
                 set_rows(arr, new_cap)
         self._capacity[group] = new_cap
@@ -272,7 +274,7 @@ class RunWriter:
         g = self._groups[group]
         axis = GROUPS[group].axis
         for var, arr in g.arrays():
-            arr_dims = arr.metadata.dimension_names or ()
+            arr_dims = dimension_names(arr) or ()
             if not arr_dims or arr_dims[0] != axis:
                 continue
             if var in rows:
@@ -296,7 +298,7 @@ class RunWriter:
             n = self._committed[name]
             axis = GROUPS[name].axis
             for _, arr in g.arrays():
-                dims = arr.metadata.dimension_names or ()
+                dims = dimension_names(arr) or ()
                 if dims and dims[0] == axis and arr.shape[0] != n:
                     set_rows(arr, n)
             self._capacity[name] = n

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -27,15 +27,19 @@ from pinnlog.analyzer.errors import RecorderError
 from pinnlog.recorder.recorder import Recorder
 from pinnlog.recorder.schedules import Schedule, every
 
-try:
+if TYPE_CHECKING:  # one name for the type checker; at run time either package provides the same class
     from lightning.fabric.utilities.apply_func import move_data_to_device
     from lightning.pytorch.callbacks import Callback
-except ImportError:  # the standalone package name
+else:
     try:
-        from lightning_fabric.utilities.apply_func import move_data_to_device
-        from pytorch_lightning.callbacks import Callback
-    except ImportError as exc:
-        raise ImportError("pinnlog.recorder.lightning needs Lightning >= 2.2: pip install 'pinnlog[lightning]'") from exc
+        from lightning.fabric.utilities.apply_func import move_data_to_device
+        from lightning.pytorch.callbacks import Callback
+    except ImportError:  # the standalone package name
+        try:
+            from lightning_fabric.utilities.apply_func import move_data_to_device
+            from pytorch_lightning.callbacks import Callback
+        except ImportError as exc:
+            raise ImportError("pinnlog.recorder.lightning needs Lightning >= 2.2: pip install 'pinnlog[lightning]'") from exc
 
 __all__ = ["PinnlogCallback"]
 
@@ -139,6 +143,7 @@ class PinnlogCallback(Callback):
     # -- the loss of one fixed batch -----------------------------------------------------------------
 
     def _training_step_loss(self, module, b: int):
+        assert self._device_batches is not None  # on_train_start moved them before handing this to the recorder
         with _muted_logging(module):
             output = module.training_step(self._device_batches[b], b)
         return _loss_of(output, f"training_step(batches[{b}], {b})")
@@ -158,6 +163,7 @@ class PinnlogCallback(Callback):
                     "with manual optimization training_step steps the optimizer itself, so it cannot "
                     "give the loss of a fixed batch; pass batch_loss=fn and n_batches=K instead of batches="
                 )
+            assert self._batches is not None  # __init__ takes exactly one of batches= and batch_loss=
             self._device_batches = [move_data_to_device(b, pl_module.device) for b in self._batches]
             batch_loss = self._training_step_loss
         optimizer = optimizers[self._optimizer_index]

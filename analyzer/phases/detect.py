@@ -207,18 +207,30 @@ def detect_phases(
     if dim is not None:
         if dim not in signal.dims:
             raise PhaseDetectionError(f"dim {dim!r} is not a dimension of the signal; it has {tuple(signal.dims)}")
-        settings = dict(
-            cost=cost, min_size=min_size, bins_per_decade=bins_per_decade, penalty=penalty, refine=refine, despike=despike
-        )
-        tables = {}
+        tables: dict[Hashable, PhaseTable] = {}
         for key in signal[dim].values:
             curve = signal.sel({dim: key})
             name = str(curve.coords["layer_name"].values) if "layer_name" in curve.coords else f"{dim}={key}"
             curve = curve.rename(f"{signal.name or 'signal'} {name}")
             key = key.item() if hasattr(key, "item") else key
-            tables[key] = detect_phases(
-                curve, n_phases, regime=regime, labels=labels, max_width=max_width, **settings, **evidence_curves
+            table = detect_phases(
+                curve,
+                n_phases,
+                cost=cost,
+                min_size=min_size,
+                bins_per_decade=bins_per_decade,
+                penalty=penalty,
+                refine=refine,
+                despike=despike,
+                regime=regime,
+                labels=labels,
+                max_width=max_width,
+                test_error=test_error,
+                loss=loss,
+                residual_homogeneity=residual_homogeneity,
             )
+            assert isinstance(table, PhaseTable)  # one curve (no dim): one table
+            tables[key] = table
         return tables
     detector = PhaseDetector(
         cost, min_size=min_size, bins_per_decade=bins_per_decade, penalty=penalty, refine=refine, despike=despike
@@ -248,6 +260,7 @@ def detect_phases(
     segments = detector.segments()
     if regime == "auto":
         regime = SRR_B_REGIME if detector.name_.split(" ")[0] == "srr_b" else 1.0
+    assert not isinstance(regime, str)  # "auto" is resolved just above; other strings were refused at the door
     settings.update(
         penalty=None if detector.penalty_ is None else float(detector.penalty_),
         noise=float(detector.noise_),
@@ -342,17 +355,18 @@ def phases_from_metrics(values: dict[str, Any], why_missing: str = "no whole-net
     homogeneity = values.get("residual_homogeneity")
     if isinstance(homogeneity, xr.Dataset):
         homogeneity = homogeneity.get("cv")
-    evidence = dict(test_error=values.get("test_error"), loss=values.get("loss"), residual_homogeneity=homogeneity)
+    test_error, loss = values.get("test_error"), values.get("loss")
     try:
-        table = detect_phases(snr, **evidence)
+        table = detect_phases(snr, test_error=test_error, loss=loss, residual_homogeneity=homogeneity)
     except PinnlogError as exc:
         return None, None, f"phase detection failed: {exc}"
     layers = None
     per_layer = values.get("snr_per_layer")
     if per_layer is not None and "layer" in per_layer.dims:
         try:
-            layers = detect_phases(per_layer, dim="layer", **evidence)
+            layers = detect_phases(per_layer, dim="layer", test_error=test_error, loss=loss, residual_homogeneity=homogeneity)
         except PinnlogError:
             layers = None  # the whole-net table stands on its own; per-layer curves may be too sparse
+    assert isinstance(table, PhaseTable)  # one curve (no dim): one table
     note = None if table.verdict == "ok" else f"{table.verdict}: {table.note}"
     return table, layers, note

@@ -91,7 +91,7 @@ def _noise_scale(grid: _Grid, degree: int) -> float:
     return float(max(MAD_TO_SIGMA * np.median(np.abs(z - np.median(z))), 1e-12))
 
 
-def _line_sse(sw, swx, swy, swxx, swxy, swyy, degree):
+def _line_sse(sw, swx, swy, swxx, swxy, swyy, *, degree):
     """Weighted residual sum of squares of a constant (degree 1) or line (degree 2) fit, from sums."""
     with np.errstate(divide="ignore", invalid="ignore"):
         const = swyy - swy**2 / sw
@@ -202,7 +202,7 @@ class PhaseDetector:
             self.noise_ = _noise_scale(grid, self.degree_)
             # the cell variances are upper bounds (see _grid), so the scale only ever raises them
             bic = (self.degree_ + 1) * max(self.noise_, 1.0) ** 2 * np.log(grid.x.size)
-            self.penalty_ = float(self.penalty if self.penalty is not None else bic)
+            self.penalty_: float | None = float(self.penalty if self.penalty is not None else bic)
         else:
             self.noise_, self.penalty_ = float("nan"), self.penalty
         return self
@@ -227,7 +227,7 @@ class PhaseDetector:
         gx = np.array([np.median(x[a:b]) for a, b in zip(starts, ends)])
         scale = np.empty(starts.size)
         for i, (a, b) in enumerate(zip(starts, ends)):
-            lo, hi = a, b
+            lo, hi = int(a), int(b)
             while hi - lo < MIN_RESIDUALS and (lo > 0 or hi < x.size):  # pool neighbours of sparse cells
                 lo, hi = max(lo - 1, 0), min(hi + 1, x.size)
             pooled = self._abs_resid[lo:hi]
@@ -329,8 +329,8 @@ class PhaseDetector:
             if hi <= lo:
                 continue
             cand = np.arange(lo, hi + 1)
-            left = _line_sse(*(s[cand] - s[left_edge] for s in sums), self.degree_)
-            right = _line_sse(*(s[right_edge] - s[cand] for s in sums), self.degree_)
+            left = _line_sse(*(s[cand] - s[left_edge] for s in sums), degree=self.degree_)
+            right = _line_sse(*(s[right_edge] - s[cand] for s in sums), degree=self.degree_)
             refined[i] = int(cand[np.argmin(left + right)])
         return refined
 
@@ -379,7 +379,9 @@ class PhaseDetector:
                 step = int(self.steps_[inner[i]])
                 out.append((step, step))
                 continue
-            sse = _line_sse(*(s[cand] - s[left] for s in sums), degree) + _line_sse(*(s[right] - s[cand] for s in sums), degree)
+            sse = _line_sse(*(s[cand] - s[left] for s in sums), degree=degree) + _line_sse(
+                *(s[right] - s[cand] for s in sums), degree=degree
+            )
             # the local fit's own reduced chi-square: a curve that wanders more than its cells' noise says
             # (correlated noise does not average out within a cell) gets a proportionally flatter cost
             dof = max(right - left - 2 * degree - 1, 1)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pinnlog.analyzer.errors import PinnlogError
 from pinnlog.analyzer.phases.detect import phases_from_metrics
@@ -153,13 +153,16 @@ def lightning_callback(
     ``stop_training=True`` the trainer stops once total diffusion begins. Needs Lightning (imported here,
     not by the analyzer).
     """
-    try:
+    if TYPE_CHECKING:  # one name for the type checker; at run time either package provides the same class
         from lightning.pytorch.callbacks import Callback
-    except ImportError:
+    else:
         try:
-            from pytorch_lightning.callbacks import Callback
-        except ImportError as exc:
-            raise PinnlogError("lightning_callback needs Lightning >= 2.2: pip install 'pinnlog[lightning]'") from exc
+            from lightning.pytorch.callbacks import Callback
+        except ImportError:
+            try:
+                from pytorch_lightning.callbacks import Callback
+            except ImportError as exc:
+                raise PinnlogError("lightning_callback needs Lightning >= 2.2: pip install 'pinnlog[lightning]'") from exc
 
     class PhaseCallback(_LightningHooks, Callback):
         pass

@@ -199,7 +199,7 @@ def import_paper_logs(
     widths: Sequence[int] = PAPER_WIDTHS,
     n_batches: int = PAPER_N_BATCHES,
     progress: Callable[[str, int, int], None] | None = None,
-) -> Path:
+) -> Path | str | os.PathLike:
     """Convert one run of the authors' text logs into a format-1 store.
 
     Parameters
@@ -222,8 +222,8 @@ def import_paper_logs(
 
     Returns
     -------
-    pathlib.Path
-        ``out_path``.
+    pathlib.Path, or ``out_path`` as given
+        The local store directory; a URL ``out_path`` comes back unchanged.
 
     Notes
     -----

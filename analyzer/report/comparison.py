@@ -78,7 +78,7 @@ def adaptive_thresholds(curves: Mapping[str, xr.DataArray | None], reference: st
     best = {label: float(values.min()) for label, (_, values) in finite.items()}
     first = float(finite[reference][1][0]) if reference in finite else float(next(iter(finite.values()))[1][0])
     lowest_all_reach = max(best.values())
-    worst = max(best, key=best.get)
+    worst = max(best, key=best.__getitem__)
     levels = [Threshold(threshold=lowest_all_reach, basis="best reached", name=f"{_percent(lowest_all_reach)} ({worst}'s best)")]
     for fraction in FIRST_ERROR_FRACTIONS:
         level = fraction * first
@@ -134,7 +134,7 @@ def headline(
     if not runs or not common:
         return "no test error to compare: record rec.step(step, test_error=...) in every run", None
     level = min(common, key=lambda t: t["threshold"])
-    at = {r: steps[r][level["threshold"]] for r in runs}
+    at = {r: step for r in runs if (step := steps[r][level["threshold"]]) is not None}  # every run: the level is common
     order = sorted(runs, key=lambda r: (at[r], runs.index(r)))
     what = error_words(level)
     first, rest = order[0], order[1:]
@@ -184,7 +184,8 @@ def errors_side_by_side(curves: Mapping[str, xr.DataArray | None]) -> dict:
     error, each moved to the latest step ≤ it at which every run has one.
     """
     finite = {label: _finite(curve) for label, curve in curves.items()}
-    lowest, final = {}, {}
+    lowest: dict[str, dict[str, float] | None] = {}
+    final: dict[str, dict[str, float] | None] = {}
     for label, (steps, values) in finite.items():
         if values.size:
             i = int(np.argmin(values))
@@ -297,7 +298,7 @@ def comparison(
                 "basis": t["basis"],
                 "name": t["name"],
                 "steps": per_run,
-                "fastest": min(reached, key=reached.get) if reached else None,
+                "fastest": min(reached, key=reached.__getitem__) if reached else None,
             }
         )
     speedups = []

@@ -206,9 +206,11 @@ def _loss(runs, single, colors) -> Drawn | Skipped:
     phases = _phases(runs, single)
     thresholds = tuple(runs[0].steps_to_error)
     terms = runs[0].values.get("loss_terms") if single else None
-    for i, (name, plot, kwargs) in enumerate(
-        (("loss", F.plot_loss, {"terms": terms}), ("test_error", F.plot_test_error, {"thresholds": thresholds}))
-    ):
+    panels: tuple[tuple[str, Callable[..., Any], dict[str, Any]], ...] = (
+        ("loss", F.plot_loss, {"terms": terms}),
+        ("test_error", F.plot_test_error, {"thresholds": thresholds}),
+    )
+    for i, (name, plot, kwargs) in enumerate(panels):
         if _have(runs, name):
             plot(_arg(runs, name, single, _raw), phases=phases, ax=axes[0, i], colors=colors, **kwargs)
             axes[0, i].set_title(f"{'ab'[i]}) {name.replace('_', ' ')}", loc="left", fontsize="medium")

@@ -110,7 +110,7 @@ def plot_steps_to_error(
         ax.set_yticks([])
         return ax
     width = 0.8 / max(len(labels), 1)
-    reached = [per_run.get(k) for per_run in steps.values() for k in keys if per_run.get(k)]
+    reached = [step for per_run in steps.values() for k in keys if (step := per_run.get(k))]
     floor = 10 ** math.floor(math.log10(min(reached))) / 2 if reached else 0.5
     for j, label in enumerate(labels):
         per_run = steps[label]

@@ -86,7 +86,7 @@ def plot_distribution(
     _keep_spikes_off_scale(ax, data, log_scale)
     legend = ax.get_legend()
     if legend is not None:
-        legend.set_title(None)
+        legend.set_title("")  # no title (set_text("") and hidden, as for None)
     ax.set_xlabel(xlabel)
     return ax
 

@@ -185,7 +185,7 @@ def _comparison_block(comparison: Mapping[str, Any]) -> str:
     errors = comparison.get("errors") or {}
     labels = list(errors.get("lowest") or (comparison["steps_to_error"][0]["steps"] if comparison["steps_to_error"] else []))
     if labels:
-        rows = []
+        rows: list[Sequence[Any]] = []
         for key, what in (("lowest", "lowest test error"), ("final", "final test error")):
             rows.append([what] + [(errors[key][lb] or {}).get("value") for lb in labels])
             rows.append(["… at step"] + [(errors[key][lb] or {}).get("step") for lb in labels])

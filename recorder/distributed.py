@@ -50,9 +50,9 @@ def merge_moments(mean: torch.Tensor, m2: torch.Tensor, count: int, group=None) 
 
     Two ``all_reduce`` sums (Chan et al. 1979, for W parts at once); every rank gets the result.
     """
-    total = torch.tensor([float(count)], dtype=torch.float64, device=mean.device)
-    dist.all_reduce(total, group=group)
-    total = int(total.item())
+    counts = torch.tensor([float(count)], dtype=torch.float64, device=mean.device)
+    dist.all_reduce(counts, group=group)
+    total = int(counts.item())
     merged = mean * (count / total)
     dist.all_reduce(merged, group=group)
     spread = m2 + count * (mean - merged) ** 2
@@ -212,7 +212,7 @@ class DistributedRecorder:
         if raw:
             parts = [torch.empty_like(rows) for _ in range(self.world_size)] if self.rank == 0 else None
             dist.gather(rows, parts, dst=0)
-            gathered = torch.cat(parts) if self.rank == 0 else None
+            gathered = torch.cat(parts) if parts is not None else None  # rank 0 only
         if self.rank != 0:
             return None
         sum_mu2, sum_sigma2 = captures.per_tensor_moments(mean, m2, total, layout)

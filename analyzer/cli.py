@@ -9,6 +9,7 @@ it reaches the terminal.
 
 from __future__ import annotations
 
+import enum
 import signal
 import sys
 import traceback
@@ -57,7 +58,7 @@ def _root(
     """See how a neural network learns: inspect, analyse and compare pinnlog run stores."""
 
 
-def _human_bytes(n: int) -> str:
+def _human_bytes(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -349,7 +350,7 @@ def watch(
         _print_report(report)
 
 
-class ExportTo(__import__("enum").StrEnum):
+class ExportTo(enum.StrEnum):
     csv = "csv"
     netcdf = "netcdf"
     tensorboard = "tensorboard"
@@ -568,12 +569,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     # typer >= 0.16 raises its own vendored click's exceptions (subclasses of TyperException), not click's
     except (__import__("click").ClickException, typer.exceptions.TyperException) as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":  # `pinnlog` alone: the help is the message
+        if type(exc).__name__ == "NoArgsIsHelpError" and hasattr(exc, "show"):  # `pinnlog` alone: the help is the message
             exc.show()
             sys.exit(EXIT_USER_MISTAKE)
         # unknown option, missing argument, bad value: a user mistake, said in one line
-        ctx = getattr(exc, "ctx", None)
-        hint = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
+        usage_ctx = getattr(exc, "ctx", None)
+        hint = f"; see '{usage_ctx.command_path} --help'" if usage_ctx is not None else ""
         message = " ".join(exc.format_message().split()).rstrip(".")
         err_console.print(f"error: {printable(message)}{hint}", markup=False, highlight=False)
         sys.exit(EXIT_USER_MISTAKE)

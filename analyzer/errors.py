@@ -1,7 +1,8 @@
 """Every exception and warning pinnlog raises on purpose, the recorder's included: one base, one-line messages.
 
 The command line catches :class:`PinnlogError` once, prints its message and exits 2; anything else is
-an internal error (exit 3). Warnings derive from :class:`PinnlogWarning`.
+an internal error (exit 3). Warnings derive from :class:`PinnlogWarning` (a ``RuntimeWarning``), the
+recorder's from :class:`RecorderWarning`, one class per thing a user may want to filter.
 
 Names that older releases exported from other modules (``MetricArgumentError``,
 ``ReportArgumentError``, ``WatchArgumentError``) are kept as aliases of :class:`ArgumentError`, the
@@ -18,24 +19,35 @@ __all__ = [
     "CorruptStoreError",
     "DegenerateMetricWarning",
     "EmptyRunError",
+    "EngineFallbackWarning",
     "ExportError",
     "MetricArgumentError",
     "MissingGroupError",
+    "ModelChangedWarning",
+    "NonFiniteGradientWarning",
     "NotAStoreError",
     "NothingToReportError",
     "PaperLogsError",
+    "PaperLogsWarning",
     "PhaseDetectionError",
+    "PhaseDetectionWarning",
     "PinnlogError",
     "PinnlogWarning",
     "ReadOnlyStoreError",
     "RecorderError",
+    "RecorderNotClosedWarning",
+    "RecorderWarning",
+    "RecordingStoppedWarning",
     "ReportArgumentError",
     "ReportOutputError",
     "SchedulerError",
+    "StaleOptimizerWarning",
     "StoreNotFoundError",
     "UnknownFormatError",
+    "UnscheduledCaptureWarning",
     "WatchArgumentError",
     "WidthsMismatchError",
+    "WriterBehindWarning",
     "WriterError",
     "short",
 ]
@@ -56,8 +68,12 @@ class PinnlogError(Exception):
     """Base of every error pinnlog raises on purpose; ``str(err)`` is one line: problem + fix."""
 
 
-class PinnlogWarning(Warning):
-    """Base of pinnlog's warnings."""
+class PinnlogWarning(RuntimeWarning):
+    """Base of pinnlog's warnings.
+
+    A ``RuntimeWarning``, as every warning of older releases was, so their filters and
+    ``pytest.warns(RuntimeWarning)`` still match.
+    """
 
 
 # -- bad arguments ------------------------------------------------------------------------------------
@@ -140,8 +156,58 @@ class SchedulerError(PinnlogError, ConnectionError):
 
 
 # -- warnings ----------------------------------------------------------------------------------------------
-class DegenerateMetricWarning(PinnlogWarning, RuntimeWarning):
+class DegenerateMetricWarning(PinnlogWarning):
     """A metric met a degenerate input (zero variance, zero mean, NaN) and returned inf or NaN there."""
+
+
+class PhaseDetectionWarning(PinnlogWarning):
+    """Phase detection skipped samples it cannot place on a log scale (non-positive or non-finite values)."""
+
+
+class PaperLogsWarning(PinnlogWarning):
+    """The authors' whole-net logs disagree with their per-layer rows; the per-layer rows were imported."""
+
+
+class RecorderWarning(PinnlogWarning):
+    """Base of the recorder's warnings: training goes on, and the message says what is (not) recorded."""
+
+
+class UnscheduledCaptureWarning(RecorderWarning):
+    """``residuals=`` or ``probe=`` was given with no schedule that records it (``*_schedule=`` or ``raw_schedule=``)."""
+
+
+class RecordingStoppedWarning(RecorderWarning):
+    """Writing the store failed (``on_error="warn"``, or while closing after an exception); training goes on unrecorded.
+
+    The steps committed before the failure are in the store.
+    """
+
+
+class RecorderNotClosedWarning(RecorderWarning):
+    """A ``Recorder`` still open when the interpreter exits was closed then, with status ``"interrupted"``."""
+
+
+class NonFiniteGradientWarning(RecorderWarning):
+    """A capture met NaN or inf batch gradients; they are stored as they are (said once per run)."""
+
+
+class EngineFallbackWarning(RecorderWarning):
+    """The vectorised gradient engine fell back to the loop of K ``batch_loss`` calls (the reason is in the message)."""
+
+
+class WriterBehindWarning(RecorderWarning):
+    """The writer thread kept training waiting; nothing is dropped (capture less often, or raw arrays more sparsely)."""
+
+
+class ModelChangedWarning(RecorderWarning):
+    """Tensors were frozen, replaced, removed or made trainable after the ``Recorder`` was built (NaN or unrecorded there)."""
+
+
+class StaleOptimizerWarning(RecorderWarning):
+    """Tensors changed but the optimizer the recorder reads did not step them; their Adam statistics are NaN.
+
+    Typically a new optimizer that was not assigned to ``rec.optimizer``.
+    """
 
 
 class ExportError(PinnlogError, ValueError):

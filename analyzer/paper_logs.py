@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from pinnlog.analyzer import __version__
-from pinnlog.analyzer.errors import PaperLogsError, WidthsMismatchError
+from pinnlog.analyzer.errors import PaperLogsError, PaperLogsWarning, WidthsMismatchError
 
 __all__ = [
     "PAPER_WIDTHS",
@@ -262,7 +262,7 @@ def import_paper_logs(
         warnings.warn(
             f"{src}: the whole-net logs disagree with the per-layer rows by up to {worst:.1e} relative; "
             "the per-layer rows were imported",
-            RuntimeWarning,
+            PaperLogsWarning,
             stacklevel=2,
         )
     layout, layers = _layout(per_layer.tensors, widths)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pinnlog.analyzer.errors import RecorderError
+from pinnlog.analyzer.errors import EngineFallbackWarning, RecorderError
 from pinnlog.recorder import captures
 from pinnlog.recorder.captures.gradients import ENGINE_CODES, _raw_reductions
 
@@ -312,7 +312,7 @@ class GradientEngine:
         warnings.warn(
             f"pinnlog: the vectorised gradient engine falls back to the loop of K batch_loss calls from capture "
             f"{self._captures} on: {reason}",
-            RuntimeWarning,
+            EngineFallbackWarning,
             stacklevel=5,
         )
 

@@ -29,7 +29,14 @@ import torch
 from torch import nn
 
 from pinnlog.analyzer import __version__
-from pinnlog.analyzer.errors import RecorderError, WriterError
+from pinnlog.analyzer.errors import (
+    NonFiniteGradientWarning,
+    RecorderError,
+    RecorderNotClosedWarning,
+    RecordingStoppedWarning,
+    UnscheduledCaptureWarning,
+    WriterError,
+)
 from pinnlog.analyzer.store.write import RunWriter
 from pinnlog.recorder import captures, engines
 from pinnlog.recorder.schedules import Schedule, as_schedule, every
@@ -48,7 +55,9 @@ _open_recorders: weakref.WeakSet = weakref.WeakSet()
 def _close_forgotten_recorders() -> None:
     for rec in list(_open_recorders):
         warnings.warn(
-            f"pinnlog: {rec.path} was not closed; closing it at exit with status 'interrupted'", RuntimeWarning, stacklevel=2
+            f"pinnlog: {rec.path} was not closed; closing it at exit with status 'interrupted'",
+            RecorderNotClosedWarning,
+            stacklevel=2,
         )
         rec._close("interrupted", raise_errors=False)
 
@@ -214,7 +223,7 @@ class Recorder:
             if given is not None and when is None and raw_schedule is None:
                 warnings.warn(
                     f"{option}s are recorded on {option}_schedule= or raw_schedule=, and neither is set",
-                    RuntimeWarning,
+                    UnscheduledCaptureWarning,
                     stacklevel=2,
                 )
         # The captures, in the order they run at a step (the order the store's variables are created in).
@@ -381,7 +390,9 @@ class Recorder:
             self._report_writer()
         elif self._writer.error is not None and not self._reported:
             self._reported = True
-            warnings.warn(f"pinnlog: writing {self.path} failed as well: {self._writer.error}", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"pinnlog: writing {self.path} failed as well: {self._writer.error}", RecordingStoppedWarning, stacklevel=3
+            )
 
     def _report_writer(self) -> None:
         """Surface what the writer thread found: a failure (once) and non-finite gradients (once)."""
@@ -390,7 +401,7 @@ class Recorder:
             self._warned_nonfinite = True
             warnings.warn(
                 f"pinnlog: non-finite batch gradients (NaN or Inf) at step {writer.nonfinite_step}; they are stored as they are",
-                RuntimeWarning,
+                NonFiniteGradientWarning,
                 stacklevel=3,
             )
         if writer.error is None or self._reported:
@@ -402,7 +413,7 @@ class Recorder:
             "Fix the cause (disk space, permissions) and restart, or pass on_error='warn' to keep training unrecorded"
         )
         if self._on_error == "warn":
-            warnings.warn(f"pinnlog: {message}; training continues unrecorded", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"pinnlog: {message}; training continues unrecorded", RecordingStoppedWarning, stacklevel=3)
             return
         raise WriterError(message) from writer.error
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from pinnlog.analyzer.errors import WriterBehindWarning
 from pinnlog.analyzer.store.write import RunWriter
 from pinnlog.recorder.captures.base import Rows
 
@@ -166,7 +167,7 @@ class Writer:
                 warnings.warn(
                     f"pinnlog: the writer thread is behind the training loop (training waited {PATIENCE_S:g} s for it); "
                     "no data is dropped. Capture less often or record raw arrays on a sparser raw_schedule.",
-                    RuntimeWarning,
+                    WriterBehindWarning,
                     stacklevel=3,
                 )
             self._queue.put(item)

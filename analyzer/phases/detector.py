@@ -16,7 +16,7 @@ import numpy as np
 import ruptures as rpt
 import xarray as xr
 
-from pinnlog.analyzer.errors import PhaseDetectionError
+from pinnlog.analyzer.errors import PhaseDetectionError, PhaseDetectionWarning
 from pinnlog.analyzer.phases.despike import hampel
 from pinnlog.analyzer.phases.table import Phase
 
@@ -180,7 +180,7 @@ class PhaseDetector:
         bad = keep & ~(np.isfinite(value) & (value > 0))
         if bad.any():
             message = f"{self.name_}: {int(bad.sum())} non-positive or non-finite values skipped"
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            warnings.warn(message, PhaseDetectionWarning, stacklevel=2)
         keep &= ~bad
         self.steps_, x, y = step[keep], np.log10(step[keep]), np.log10(value[keep])
         if x.size < 2 * self.min_size:

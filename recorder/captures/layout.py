@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pinnlog.analyzer.errors import RecorderError
+from pinnlog.analyzer.errors import ModelChangedWarning, RecorderError
 
 __all__ = ["FROZEN", "GONE", "TRAINED", "UNTRAINED", "Layout", "Live", "ParameterTracker", "build_layout", "is_bias"]
 
@@ -233,4 +233,4 @@ class ParameterTracker:
         if not fresh:
             return
         self._warned[kind].update(fresh)
-        warnings.warn(message.format(names=_names(fresh)), RuntimeWarning, stacklevel=4)
+        warnings.warn(message.format(names=_names(fresh)), ModelChangedWarning, stacklevel=4)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import torch
 
+from pinnlog.analyzer.errors import StaleOptimizerWarning
 from pinnlog.recorder.captures.base import Capture, Rows
 from pinnlog.recorder.captures.layout import Layout, Live
 from pinnlog.recorder.schedules import Schedule
@@ -105,7 +106,7 @@ class OptimizerMoments(Capture):
             warnings.warn(
                 f"pinnlog: step {step}: {shown} changed but the optimizer the recorder reads did not step them; their Adam "
                 "statistics are NaN. If you created a new optimizer, assign it: rec.optimizer = new_optimizer",
-                RuntimeWarning,
+                StaleOptimizerWarning,
                 stacklevel=5,
             )
         return stale

@@ -1,0 +1,228 @@
+"""Every warning the recorder gives is a PinnlogWarning of its own kind (issue 12: one errors module).
+
+Each test provokes one warning the way a user meets it (as the fault and model-change tests do) and
+checks its class: a ``RecorderWarning`` subclass, so ``warnings.simplefilter("ignore", Kind)`` silences
+exactly that kind, and a ``RuntimeWarning``, so filters written for older releases still match.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn
+
+from pinnlog.analyzer.errors import (
+    EngineFallbackWarning,
+    ModelChangedWarning,
+    NonFiniteGradientWarning,
+    PinnlogWarning,
+    RecorderNotClosedWarning,
+    RecorderWarning,
+    RecordingStoppedWarning,
+    StaleOptimizerWarning,
+    UnscheduledCaptureWarning,
+    WriterBehindWarning,
+)
+from pinnlog.analyzer.store.write import RunWriter
+from pinnlog.recorder import Recorder, every
+from pinnlog.recorder import recorder as recorder_module
+from pinnlog.recorder import writer as writer_module
+
+K, N = 4, 8  # batches, samples per batch
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(K * N, 3, generator=g), torch.randn(K * N, 1, generator=g)
+
+
+def _mlp(batchnorm: bool = False) -> nn.Module:
+    torch.manual_seed(0)
+    middle = [nn.BatchNorm1d(6)] if batchnorm else []
+    return nn.Sequential(nn.Linear(3, 6), *middle, nn.Tanh(), nn.Linear(6, 1))
+
+
+def _batch_loss(x, y):
+    def loss(model, b):
+        return ((model(x[b * N : (b + 1) * N]) - y[b * N : (b + 1) * N]) ** 2).mean()
+
+    return loss
+
+
+def _train_step(model, optimizer, x, y) -> None:
+    optimizer.zero_grad()
+    ((model(x) - y) ** 2).mean().backward()
+    optimizer.step()
+
+
+def _caught(fn) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+    return caught
+
+
+def _assert_kind(caught, fragment: str, kind: type[Warning]) -> None:
+    """The warnings that say ``fragment`` exist, and each is a ``kind`` (a RecorderWarning, a RuntimeWarning)."""
+    said = [w for w in caught if fragment in str(w.message)]
+    assert said, f"no warning says {fragment!r}; got {[str(w.message)[:80] for w in caught]}"
+    for w in said:
+        assert issubclass(w.category, kind), f"{w.category.__name__} is not a {kind.__name__}: {w.message}"
+    assert issubclass(kind, RecorderWarning) and issubclass(kind, PinnlogWarning) and issubclass(kind, RuntimeWarning)
+
+
+def _disk_full(monkeypatch, n_ok: int) -> None:
+    real = RunWriter.append
+    calls = {"n": 0}
+
+    def append(self, group, rows, dims=None):
+        calls["n"] += 1
+        if calls["n"] > n_ok:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, group, rows, dims)
+
+    monkeypatch.setattr(RunWriter, "append", append)
+
+
+def test_non_finite_gradients(run_path):
+    x, y = _data()
+    model = _mlp()
+    plain = _batch_loss(x, y)
+
+    def batch_loss(m, b):
+        return plain(m, b) * float("nan") if b == 1 else plain(m, b)
+
+    def run():
+        with Recorder(run_path, model, torch.optim.SGD(model.parameters(), lr=0.01), batch_loss, K, schedule=every(1)) as rec:
+            for step in range(3):
+                rec.step(step)
+                rec.flush()
+
+    _assert_kind(_caught(run), "non-finite batch gradients", NonFiniteGradientWarning)
+
+
+def test_recording_stopped_with_on_error_warn(run_path, monkeypatch):
+    _disk_full(monkeypatch, n_ok=1)
+    x, y = _data()
+    model = _mlp()
+
+    def run():
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        with Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=every(1), on_error="warn") as rec:
+            for step in range(30):
+                rec.step(step)
+                time.sleep(0.002)
+
+    _assert_kind(_caught(run), "training continues unrecorded", RecordingStoppedWarning)
+
+
+def test_recording_stopped_while_closing_after_an_exception(run_path, monkeypatch):
+    _disk_full(monkeypatch, n_ok=0)
+    x, y = _data()
+    model = _mlp()
+
+    def run():
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        with pytest.raises(KeyError), Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=every(1)) as rec:
+            rec.step(0)
+            raise KeyError("the training loop failed")
+
+    _assert_kind(_caught(run), "failed as well", RecordingStoppedWarning)
+
+
+def test_a_recorder_left_open_at_exit(run_path):
+    x, y = _data()
+    model = _mlp()
+    rec = Recorder(run_path, model, torch.optim.SGD(model.parameters(), lr=0.01), _batch_loss(x, y), K, schedule=every(1))
+    rec.step(0)
+    caught = _caught(recorder_module._close_forgotten_recorders)  # what the atexit hook runs
+    _assert_kind([w for w in caught if str(run_path) in str(w.message)], "was not closed", RecorderNotClosedWarning)
+
+
+def test_a_writer_that_keeps_training_waiting(run_path, monkeypatch):
+    monkeypatch.setattr(writer_module, "QUEUE_SIZE", 1)
+    monkeypatch.setattr(writer_module, "PATIENCE_S", 0.005)
+    real = RunWriter.append
+
+    def slow_append(self, group, rows, dims=None):
+        time.sleep(0.02)
+        return real(self, group, rows, dims)
+
+    monkeypatch.setattr(RunWriter, "append", slow_append)
+    x, y = _data()
+    model = _mlp()
+
+    def run():
+        with Recorder(
+            run_path, model, torch.optim.SGD(model.parameters(), lr=0.01), _batch_loss(x, y), K, schedule=every(1)
+        ) as rec:
+            for step in range(20):
+                rec.step(step, loss=step)
+
+    _assert_kind(_caught(run), "writer thread is behind", WriterBehindWarning)
+
+
+def test_the_vectorised_engine_falling_back(run_path):
+    x, y = _data()
+    model = _mlp(batchnorm=True)  # BatchNorm in train mode mixes a batch's samples: the loop must run it
+
+    def batch_losses(m, batches):
+        xs, ys = x.view(K, N, 3)[batches], y.view(K, N, 1)[batches]
+        return ((m(xs) - ys) ** 2).mean(dim=(1, 2))
+
+    def run():
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        with Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=every(1), batch_losses=batch_losses) as rec:
+            for step in range(2):
+                _train_step(model, optimizer, x, y)
+                rec.step(step)
+
+    _assert_kind(_caught(run), "vectorised gradient engine falls back", EngineFallbackWarning)
+
+
+def test_a_layer_frozen_mid_run(run_path):
+    x, y = _data()
+    model = _mlp()
+
+    def run():
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        with Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=every(2)) as rec:
+            for step in range(6):
+                if step == 3:
+                    model[0].requires_grad_(False)
+                _train_step(model, optimizer, x, y)
+                rec.step(step)
+
+    _assert_kind(_caught(run), "frozen", ModelChangedWarning)
+
+
+def test_a_new_optimizer_not_given_to_the_recorder(run_path):
+    x, y = _data()
+    model = _mlp()
+
+    def run():
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        with Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=every(4)) as rec:
+            for step in range(9):
+                if step == 5:
+                    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # rec.optimizer is not told
+                _train_step(model, optimizer, x, y)
+                rec.step(step)
+
+    _assert_kind(_caught(run), "rec.optimizer = new_optimizer", StaleOptimizerWarning)
+
+
+def test_residuals_with_no_schedule_to_record_them(run_path):
+    x, y = _data()
+    model = _mlp()
+
+    def run():
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        Recorder(run_path, model, optimizer, _batch_loss(x, y), K, residuals=lambda m: (m(x) - y).squeeze(-1)).close()
+
+    _assert_kind(_caught(run), "neither is set", UnscheduledCaptureWarning)

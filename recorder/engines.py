@@ -291,6 +291,41 @@ class GradientEngine:
                 moments.raw.add_(shared.to(moments.raw.dtype))
         return moments
 
+    # -- overlapped captures (the Recorder's capture thread) ---------------------------------------
+
+    def check_due(self) -> bool:
+        """Whether the next capture compares the vectorised rows with the loop's."""
+        return self.name == "vectorised" and self._check_due()
+
+    def count(self, name: str) -> None:
+        """Count a capture that another engine (:meth:`twin`) made with ``name``."""
+        self._done(name)
+
+    def twin(self, model: nn.Module, layout: captures.Layout) -> GradientEngine:
+        """The same engine for ``model``, a copy of this engine's model: vectorised, never self-checked
+        (this engine's synchronous captures do the checks), with this engine's chunk size."""
+        twin = GradientEngine(
+            model,
+            layout,
+            self.batch_loss,
+            self.n_batches,
+            self.shared_loss,
+            batch_losses=self.batch_losses,
+            engine="vectorised",
+            check_every=None,
+            chunk_size=self.chunk_size,
+            tolerance=self.tolerance,
+        )
+        twin.max_check_error, twin._captures = self.max_check_error, 1
+        return twin
+
+    def adopt_fallback(self, twin: GradientEngine) -> None:
+        """Take over a fall-back of :meth:`twin`'s (it warned): this engine's last capture was the loop's too."""
+        if self.history:
+            self.history[-1] = "loop"
+        if self.name == "vectorised":
+            self.name, self.reason, self.fallback_step = "loop", twin.reason, len(self.history) - 1
+
     # -- internals --------------------------------------------------------------------------------
 
     def _done(self, name: str) -> None:

@@ -15,6 +15,7 @@ the lifecycle; a background thread (``writer.py``) writes through the commit pro
 from __future__ import annotations
 
 import atexit
+import copy
 import inspect
 import operator
 import threading
@@ -22,6 +23,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -150,6 +152,10 @@ class Recorder:
         (default 1000; None: the first only); beyond 1e-5 relative it falls back to the loop with a warning.
     chunk_size : int or None
         Batches per vectorised pass (default: all K on CUDA, 25 on CPU; halved on CUDA out-of-memory).
+    overlap : bool
+        Compute vectorised gradient captures in a background thread on a snapshot of the weights (a
+        private copy of the model), while training goes on (docs/recording.md#overlapped-captures). Only
+        for loss functions that read nothing training changes besides the model they are given.
     """
 
     def __init__(
@@ -175,6 +181,7 @@ class Recorder:
         engine: str = "auto",
         check_every: int | None = 1000,
         chunk_size: int | None = None,
+        overlap: bool = False,
     ):
         if not isinstance(model, nn.Module):
             raise RecorderError(f"model must be a torch.nn.Module, got {type(model).__name__}; pass the model being trained")
@@ -214,6 +221,14 @@ class Recorder:
             chunk_size=chunk_size,
         )
         self._live: captures.Live | None = None
+        self._parameters = parameters
+        # Overlapped captures (docs/recording.md#overlapped-captures): requested, allowed once a synchronous
+        # vectorised capture showed the loss functions draw no random numbers, off for good with a reason.
+        self._overlap, self._overlap_ready = bool(overlap), False
+        self._overlap_reason: str | None = None
+        self._twin: tuple[nn.Module, engines.GradientEngine, list, list] | None = None
+        self._background: Future | None = None
+        self._pool: ThreadPoolExecutor | None = None
         device = self._layout.device
         self._schedule, self._raw_schedule = as_schedule(schedule), as_schedule(raw_schedule)
         residuals_when = as_schedule(raw_schedule if residual_schedule is None else residual_schedule)
@@ -320,6 +335,8 @@ class Recorder:
         self._report_writer()
         if self._disabled:
             return
+        if self._background is not None and self._background.done():
+            self._wait_background()  # its failure surfaces here, one step later than a synchronous capture's
         try:
             step = operator.index(step)
         except TypeError:
@@ -356,6 +373,7 @@ class Recorder:
     def flush(self) -> None:
         """Hand over buffered rows and wait until everything recorded so far is committed to the store."""
         if not self._closed and not self._disabled:
+            self._wait_background()
             self._hand_over_rows(time.perf_counter())
             self._writer.flush()
         self._report_writer()
@@ -383,6 +401,15 @@ class Recorder:
             return
         self._closed = True
         _open_recorders.discard(self)
+        try:
+            self._wait_background()
+        except Exception:
+            if raise_errors:
+                self._writer.close("interrupted")
+                raise
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
         if not self._disabled and self._rows:
             self._hand_over_rows(time.perf_counter())
         self._writer.close(status)
@@ -472,15 +499,25 @@ class Recorder:
                 f"rec.step({step}) captures here, and it was called under torch.inference_mode(), where nothing can be "
                 "differentiated; call rec.step outside torch.inference_mode() (torch.no_grad() is fine)"
             )
+        self._wait_background()  # at most one capture in flight: every group's rows stay in step order
+        self._live = None
+        gradients = next((c for c in due if isinstance(c, captures.GradientMoments)), None)
+        if gradients is not None and self._overlap and self._start_background(step, due, gradients):
+            return
         raw = any(c.holds_raw_buffer and c.is_raw(step) for c in due)
         if raw:
             self._writer.acquire_raw()
         submitted = False
-        self._live = None
         grads_before = _grad_versions(self.model)
+        probe_rng = gradients is not None and self._overlap and not self._overlap_ready and self._overlap_reason is None
         try:
             with captures.frozen_training_state(self.model):
+                rng_before = _rng_states() if probe_rng else None
                 rows = [r for c in due for r in c.compute(step)]
+                if probe_rng and not _same_rng(rng_before, _rng_states()):
+                    self._overlap_off("batch_loss, batch_losses or shared_loss draws random numbers")
+            if probe_rng and self._overlap_reason is None and self._engine.history[-1] == "vectorised":
+                self._overlap_ready = True
             if _grad_versions(self.model) != grads_before:
                 raise RecorderError(
                     "a capture changed the model's .grad or weights: batch_loss (or shared_loss, residuals) called "
@@ -493,6 +530,108 @@ class Recorder:
         finally:
             if raw and not submitted:
                 self._writer.release_raw()
+
+    # -- overlapped captures (docs/recording.md#overlapped-captures) --------------------------------
+
+    def _overlap_off(self, reason: str) -> None:
+        self._overlap_reason = reason
+        warnings.warn(f"pinnlog: overlap=True: gradient captures stay synchronous: {reason}", RuntimeWarning, stacklevel=4)
+
+    def _twin_engine(self):
+        """The capture thread's private copy of the model and its engine (made once), or None with the reason."""
+        if self._twin is None:
+            try:
+                with torch.no_grad():
+                    twin = copy.deepcopy(self.model)
+            except Exception as error:
+                self._overlap_off(f"the model cannot be copied ({type(error).__name__}: {str(error)[:200]})")
+                return None
+            layout = captures.build_layout(twin, self._parameters)
+            if [t["name"] for t in layout.tensors] != [t["name"] for t in self._layout.tensors]:
+                self._overlap_off("the model's copy does not have the recorded tensors")
+                return None
+            buffers = dict(twin.named_buffers())
+            pairs = [(buffers[name], buf) for name, buf in self.model.named_buffers() if name in buffers]
+            self._twin = (twin, self._engine.twin(twin, layout), list(zip(layout.params, self._layout.params)), pairs)
+        return self._twin
+
+    def _start_background(self, step: int, due: list[captures.Capture], gradients: captures.GradientMoments) -> bool:
+        """Run the due captures with the gradients on a snapshot in the capture thread; False: capture synchronously."""
+        engine = self._engine
+        if (
+            not self._overlap_ready
+            or self._overlap_reason is not None
+            or type(self)._capture_batch_gradients is not Recorder._capture_batch_gradients  # DDP merges ranks
+            or engine.name != "vectorised"
+            or engine.check_due()  # a self-check runs synchronously, against the live model
+            or gradients.is_raw(step)  # the K x P raw buffer: synchronous, with the writer's raw slot
+        ):
+            return False
+        live = self._current()
+        if any(p is None or p is not q for p, q in zip(live.grads, self._layout.params)):
+            return False  # a frozen or gone tensor: this capture is the loop's (engines.GradientEngine.capture)
+        twin = self._twin_engine()
+        if twin is None:
+            return False
+        _, twin_engine, param_pairs, buffer_pairs = twin
+        grads_before = _grad_versions(self.model)
+        with torch.no_grad():  # the snapshot: training may change the live tensors as soon as rec.step returns
+            for mine, theirs in param_pairs:
+                mine.copy_(theirs)
+            for mine, theirs in buffer_pairs:
+                mine.copy_(theirs)
+        others = [c for c in due if c is not gradients]
+        with captures.frozen_training_state(self.model):
+            rows = [r for c in others for r in c.compute(step)]
+        if _grad_versions(self.model) != grads_before:
+            raise RecorderError(
+                "a capture changed the model's .grad or weights: residuals called .backward() or optimizer.step(); "
+                "return the values only"
+            )
+        on_snapshot = captures.GradientMoments(  # the live tensors' states, resolved now; the sums from the twin
+            gradients.schedule,
+            gradients.raw_schedule,
+            self._layout,
+            lambda raw: twin_engine.capture(keep_raw=False),
+            lambda: live,
+        )
+
+        def work() -> str:
+            with torch.enable_grad():
+                gradient_rows = on_snapshot.compute(step)
+            self._writer.submit(rows_job(self._writer, [hand_over(r) for r in captures.merge_rows(rows + gradient_rows)]))
+            return twin_engine.history[-1]
+
+        if self._pool is None:
+            threads = torch.get_num_threads()  # the same intra-op threads as training: the same numbers as a synchronous capture
+            self._pool = ThreadPoolExecutor(
+                1, thread_name_prefix="pinnlog-capture", initializer=torch.set_num_threads, initargs=(threads,)
+            )
+        engine.count("vectorised")
+        self._background = self._pool.submit(work)
+        return True
+
+    def _wait_background(self) -> None:
+        """Wait for the capture thread's capture (re-raising its error here) and take over its engine's verdict."""
+        future, self._background = self._background, None
+        if future is None:
+            return
+        used = future.result()
+        if used != "vectorised":
+            assert self._twin is not None
+            self._engine.adopt_fallback(self._twin[1])
+            self._update_engine_attrs()
+
+
+def _rng_states() -> list[torch.Tensor]:
+    states = [torch.get_rng_state()]
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states += torch.cuda.get_rng_state_all()
+    return states
+
+
+def _same_rng(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
 
 
 def _grad_versions(model: nn.Module) -> list:

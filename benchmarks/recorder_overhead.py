@@ -5,6 +5,7 @@
     python benchmarks/recorder_overhead.py --quick         # smoke-sized (200 steps, 3 repeats)
     python benchmarks/recorder_overhead.py --device cuda   # on a GPU
     python benchmarks/recorder_overhead.py --engine loop   # (b) and (d) with the loop engine only
+    python benchmarks/recorder_overhead.py --threads 1 --skip a,b,d   # (e) only: in place, cpu-small
 
 Every part is measured per gradient engine (``recorder/engines.py``): ``loop`` (K batch_loss calls) and
 ``vectorised`` (``batch_losses`` on stacked inputs, one vmapped pass; its self-check against the loop
@@ -24,6 +25,12 @@ same process so that load on a shared machine hits both alike. Prints:
     snapshots and 2 x K x P x 4 bytes with them (two raw captures in a row, the worst case). Counted
     with a TorchDispatchMode that follows every tensor storage the capture allocates until it is freed
     (on CUDA also with torch.cuda.max_memory_allocated).
+(e) in place, on the ``cpu-small`` Allen-Cahn PINN of ``benchmarks/pinns`` (K = 16 x 128 points, [64] x 4):
+    blocks of ``--inplace-every`` training steps with one capture at the first, each block ending with
+    ``rec.flush()`` (the writer thread's work, and an overlapped capture, inside the block), plain and
+    recorded blocks interleaved: a step with a capture / a step without = 1 + (recorded block - plain
+    block) / plain step (target <= 1.6), synchronous and with ``overlap=True``; all runs must end bitwise
+    identical.
 """
 
 from __future__ import annotations
@@ -258,6 +265,77 @@ def peak_extra_memory(args, problem, tmp: Path) -> None:
         print(line)
 
 
+def in_place_ratio(args) -> None:
+    """(e): blocks of steps with one capture each, recorded (synchronous, overlapped) against plain, interleaved."""
+    import os
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: benchmarks.pinns
+    from benchmarks.pinns.configs import make_config, make_problem
+    from benchmarks.pinns.trainer import PINNTrainer
+
+    every_n, blocks = args.inplace_every, args.inplace_blocks
+    config = make_config("allen_cahn", "cpu-small", steps=every_n * (blocks + 1))
+    variants = {"plain": None, "synchronous": False, "overlap": True}
+    trainers, recs = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, overlap in variants.items():
+            trainer = PINNTrainer(make_problem("allen_cahn", "cpu-small"), config, rba=False, device=args.device, seed=0)
+            trainers[name] = trainer
+            if overlap is not None:
+                recs[name] = Recorder(
+                    Path(tmp) / f"{name}.zarr",
+                    trainer.model,
+                    trainer.optimizer,
+                    trainer.batch_loss,
+                    config.n_batches,
+                    shared_loss=trainer.shared_loss,
+                    batch_losses=trainer.batch_losses,
+                    schedule=every(every_n),
+                    overlap=overlap,
+                )
+        times: dict[str, list[float]] = {name: [] for name in variants}
+
+        def block(name: str, first: int) -> float:
+            trainer, rec = trainers[name], recs.get(name)
+            _sync(args.device)
+            t0 = time.perf_counter()
+            for step in range(first, first + every_n):
+                scalars = trainer.train_step()
+                if rec is not None:
+                    rec.step(step, **scalars)
+            if rec is not None:
+                rec.flush()  # the writer's share and an overlapped capture end inside the block
+            _sync(args.device)
+            return time.perf_counter() - t0
+
+        load = os.getloadavg()[0]
+        order = list(variants)
+        for b in range(blocks + 1):  # block 0: warm-up, with the self-check (and overlap's first, synchronous capture)
+            for name in order[b % 3 :] + order[: b % 3]:  # rotate who runs first
+                t = block(name, b * every_n)
+                if b:
+                    times[name].append(t)
+        for rec in recs.values():
+            rec.close()
+    plain = statistics.median(times["plain"])
+    ref = list(trainers["plain"].model.parameters())
+    print(
+        f"(e) in place, cpu-small Allen-Cahn (K = {config.n_batches}, {config.n_collocation} points), {blocks} blocks of "
+        f"{every_n} steps with one capture each, medians; plain block {plain:.3f} s ({1e3 * plain / every_n:.1f} ms/step), "
+        f"load {load:.1f} -> {os.getloadavg()[0]:.1f}"
+    )
+    for name in ("synchronous", "overlap"):
+        rec_block = statistics.median(times[name])
+        identical = all(torch.equal(a, b) for a, b in zip(ref, trainers[name].model.parameters()))
+        overlapped = sum(1 for _ in recs[name]._engine.history)
+        print(
+            f"    [{name}] block {rec_block:.3f} s = {rec_block / plain:.3f} x plain; a step with a capture / a step without "
+            f"= {1 + (rec_block - plain) / (plain / every_n):.2f}   (target <= 1.6); {overlapped} captures, "
+            f"weights bitwise identical to plain: {identical}"
+            + (f"; overlap off: {recs[name]._overlap_reason}" if recs[name]._overlap_reason else "")
+        )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=3000, help="steps of the whole-run comparison (b)")
@@ -265,7 +343,9 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="200 steps and 3 repeats")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,d")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,d,e")
+    parser.add_argument("--inplace-every", type=int, default=10, help="(e): steps per block, one capture each")
+    parser.add_argument("--inplace-blocks", type=int, default=8, help="(e): timed blocks per variant")
     parser.add_argument(
         "--engine",
         choices=("both", "loop", "vectorised"),
@@ -289,6 +369,8 @@ def main(argv=None) -> None:
             whole_run_ratio(args, problem, Path(tmp))
         if "d" not in skip:
             peak_extra_memory(args, problem, Path(tmp))
+    if "e" not in skip:
+        in_place_ratio(args)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ prefix (the local store writes each chunk and each ``zarr.json`` atomically: tem
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import warnings
@@ -116,6 +117,9 @@ class RunWriter:
         self._committed: dict[str, int] = {}
         self._capacity: dict[str, int] = {}
         self._variable_attrs: dict[tuple[str, str], dict[str, str]] = {}
+        # The arrays along each group's axis, as this writer made them: listing a group re-reads every
+        # array's metadata, which cost more than the rows themselves at every append (docs/performance.md).
+        self._growing: dict[str, dict[str, zarr.Array]] = {}
 
     # -- groups ------------------------------------------------------------------------------------
     def n_committed(self, group: str) -> int:
@@ -128,6 +132,7 @@ class RunWriter:
             group = self.root.create_group(name)
             group.attrs.update({"n_committed": 0, "axis": GROUPS[name].axis})
             self._groups[name] = group
+            self._growing[name] = {}
             self._committed[name] = 0
             self._capacity[name] = 0
             if GROUPS[name].coords:  # format 1.1: the names, so that plain xarray can .sel(tensor="layers.0.weight")
@@ -151,10 +156,12 @@ class RunWriter:
 
     def _ensure_array(self, group: str, var: str, sample: np.ndarray, dims) -> zarr.Array:
         g = self._group(group)
+        if var in self._growing[group]:
+            return self._growing[group][var]
         if var in g:
             existing = g[var]
             assert isinstance(existing, zarr.Array), f"{group}/{var} is a group"  # this writer made every node below a group
-            return existing
+            return self._register(group, var, existing)
         full_dims = self._dims(group, var, sample.ndim + 1, dims)
         if len(full_dims) != sample.ndim + 1:
             raise RecorderError(f"{group}/{var}: dims {full_dims} do not match data of {sample.ndim + 1} dims")
@@ -173,6 +180,12 @@ class RunWriter:
         if (group, var) in self._variable_attrs:
             arr.attrs.update(self._variable_attrs[(group, var)])
         self._capacity[group] = capacity
+        return self._register(group, var, arr)
+
+    def _register(self, group: str, var: str, arr: zarr.Array) -> zarr.Array:
+        dims = dimension_names(arr) or ()
+        if dims and dims[0] == GROUPS[group].axis:
+            self._growing[group][var] = arr
         return arr
 
     def _check_writable(self, group: str) -> None:
@@ -191,12 +204,13 @@ class RunWriter:
 
         from pinnlog.analyzer.store.metadata import sync
 
-        axis = GROUPS[group].axis
-        for var, arr in self._groups[group].arrays():
-            dims = dimension_names(arr) or ()
-            if not dims or dims[0] != axis:
-                continue
-            buf = sync(self._store.get(f"{group}/{var}/zarr.json", prototype=default_buffer_prototype()))
+        growing = list(self._growing[group])
+        prototype = default_buffer_prototype()
+
+        async def read_all():  # one round trip to zarr's event loop for all of them
+            return await asyncio.gather(*(self._store.get(f"{group}/{var}/zarr.json", prototype=prototype) for var in growing))
+
+        for var, buf in zip(growing, sync(read_all())):
             shape = json.loads(buf.to_bytes()).get("shape") if buf is not None else None
             if not shape or shape[0] != self._capacity[group]:
                 raise WriterError(
@@ -223,11 +237,8 @@ class RunWriter:
         if needed <= cap:
             return
         new_cap = max(needed, 2 * cap)
-        axis = GROUPS[group].axis
-        for _, arr in self._groups[group].arrays():
-            dims = dimension_names(arr) or ()
-            if dims and dims[0] == axis:
-                set_rows(arr, new_cap)
+        for arr in self._growing[group].values():
+            set_rows(arr, new_cap)
         self._capacity[group] = new_cap
 
     def set_static(self, group: str, values: Mapping[str, np.ndarray], dims: Mapping[str, tuple[str, ...]] | None = None):
@@ -246,6 +257,7 @@ class RunWriter:
                 overwrite=True,
             )
             arr[...] = value
+            self._register(group, var, arr)
 
     def append(self, group: str, rows: Mapping[str, np.ndarray], dims: Mapping[str, tuple[str, ...]] | None = None) -> int:
         """Write ``n`` rows of each variable along the group's axis, then commit them.
@@ -272,15 +284,18 @@ class RunWriter:
         self._check_writable(group)
         self._grow(group, start + n)
         g = self._groups[group]
-        axis = GROUPS[group].axis
-        for var, arr in g.arrays():
-            arr_dims = dimension_names(arr) or ()
-            if not arr_dims or arr_dims[0] != axis:
-                continue
+        writes = []
+        for var, arr in self._growing[group].items():
             if var in rows:
-                arr[start : start + n] = rows[var]
+                writes.append((arr, rows[var]))
             elif arr.dtype.kind == "f":
-                arr[start : start + n] = np.nan
+                writes.append((arr, np.full((n, *arr.shape[1:]), np.nan, dtype=arr.dtype)))
+        from pinnlog.analyzer.store.metadata import sync
+
+        async def write_all():  # every array's rows in one round trip to zarr's event loop
+            await asyncio.gather(*(arr.async_array.setitem(slice(start, start + n), value) for arr, value in writes))
+
+        sync(write_all())
         # The commit point: everything above is invisible to readers until this attribute changes.
         g.attrs["n_committed"] = start + n
         self._committed[group] = start + n

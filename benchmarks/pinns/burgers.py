@@ -21,6 +21,7 @@ class Burgers(PINNProblem):
     """Inputs ``(x, t)``; output u."""
 
     name = "burgers"
+    stacked_residual = True
     lower = (-1.0, 0.0)
     upper = (1.0, 1.0)
 
@@ -28,10 +29,10 @@ class Burgers(PINNProblem):
         self.nu = nu
 
     def residual(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        u = model(x)[:, :1]
+        u = model(x)[..., :1]  # "...": x may be (n, 2) or the vectorised engine's stacked (k, n, 2)
         du = gradient(u, x)
-        u_x, u_t = du[:, :1], du[:, 1:2]
-        u_xx = gradient(u_x, x)[:, :1]
+        u_x, u_t = du[..., :1], du[..., 1:2]
+        u_xx = gradient(u_x, x)[..., :1]
         return u_t + u * u_x - self.nu * u_xx
 
     def boundary_data(self, n_boundary: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -50,6 +50,7 @@ class Cavity(PINNProblem):
 
     name = "cavity"
     output_dim = 2
+    stacked_residual = True
     lower = (0.0, 0.0)
     upper = (1.0, 1.0)
 
@@ -57,20 +58,21 @@ class Cavity(PINNProblem):
         self.reynolds = float(reynolds)
 
     def velocity(self, model: nn.Module, x: torch.Tensor):
-        """(u, v, p) at ``x`` (which must require grad): u = ψ_y, v = −ψ_x."""
+        """(u, v, p) at ``x`` (which must require grad): u = ψ_y, v = −ψ_x. ``x`` is (n, 2) or the
+        vectorised engine's stacked (k, n, 2): every index is on the last axis."""
         out = model(x)
-        dpsi = gradient(out[:, :1], x)
-        return dpsi[:, 1:2], -dpsi[:, :1], out[:, 1:2]
+        dpsi = gradient(out[..., :1], x)
+        return dpsi[..., 1:2], -dpsi[..., :1], out[..., 1:2]
 
     def residual(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         u, v, p = self.velocity(model, x)
         du, dv, dp = gradient(u, x), gradient(v, x), gradient(p, x)
-        u_xx, u_yy = gradient(du[:, :1], x)[:, :1], gradient(du[:, 1:2], x)[:, 1:2]
-        v_xx, v_yy = gradient(dv[:, :1], x)[:, :1], gradient(dv[:, 1:2], x)[:, 1:2]
+        u_xx, u_yy = gradient(du[..., :1], x)[..., :1], gradient(du[..., 1:2], x)[..., 1:2]
+        v_xx, v_yy = gradient(dv[..., :1], x)[..., :1], gradient(dv[..., 1:2], x)[..., 1:2]
         nu = 1.0 / self.reynolds
-        e1 = u * du[:, :1] + v * du[:, 1:2] + dp[:, :1] - nu * (u_xx + u_yy)
-        e2 = u * dv[:, :1] + v * dv[:, 1:2] + dp[:, 1:2] - nu * (v_xx + v_yy)
-        return torch.cat([e1, e2], dim=1)
+        e1 = u * du[..., :1] + v * du[..., 1:2] + dp[..., :1] - nu * (u_xx + u_yy)
+        e2 = u * dv[..., :1] + v * dv[..., 1:2] + dp[..., 1:2] - nu * (v_xx + v_yy)
+        return torch.cat([e1, e2], dim=-1)
 
     def boundary_data(self, n_boundary: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         s = rng.uniform(0.0, 1.0, (4, n_boundary))  # n_boundary points on each wall

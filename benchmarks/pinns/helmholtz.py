@@ -25,6 +25,7 @@ class Helmholtz(PINNProblem):
     """Inputs ``(x, y)``; output u."""
 
     name = "helmholtz"
+    stacked_residual = True
     lower = (-1.0, -1.0)
     upper = (1.0, 1.0)
 
@@ -37,11 +38,11 @@ class Helmholtz(PINNProblem):
         return (k**2 - a1**2 - a2**2) * torch.sin(a1 * x) * torch.sin(a2 * y)
 
     def residual(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        u = model(x)[:, :1]
+        u = model(x)[..., :1]  # "...": x may be (n, 2) or the vectorised engine's stacked (k, n, 2)
         du = gradient(u, x)
-        u_xx = gradient(du[:, :1], x)[:, :1]
-        u_yy = gradient(du[:, 1:2], x)[:, 1:2]
-        return u_xx + u_yy + self.k**2 * u - self.forcing(x[:, :1], x[:, 1:2])
+        u_xx = gradient(du[..., :1], x)[..., :1]
+        u_yy = gradient(du[..., 1:2], x)[..., 1:2]
+        return u_xx + u_yy + self.k**2 * u - self.forcing(x[..., :1], x[..., 1:2])
 
     def boundary_data(self, n_boundary: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         s = rng.uniform(-1.0, 1.0, (4, n_boundary))  # n_boundary points on each side

@@ -8,7 +8,7 @@ imports torch only when ``Recorder`` is first used.
 
 from pinnlog.recorder.schedules import Schedule, every, logspaced, steps
 
-__all__ = ["Recorder", "Schedule", "every", "logspaced", "steps"]
+__all__ = ["Recorder", "Schedule", "every", "logspaced", "stacked_batch_losses", "steps"]
 
 
 def __getattr__(name):
@@ -16,4 +16,8 @@ def __getattr__(name):
         from pinnlog.recorder.recorder import Recorder
 
         return Recorder
+    if name == "stacked_batch_losses":
+        from pinnlog.recorder.engines import stacked_batch_losses
+
+        return stacked_batch_losses
     raise AttributeError(f"module 'pinnlog.recorder' has no attribute {name!r}")

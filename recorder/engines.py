@@ -42,6 +42,7 @@ __all__ = [
     "GradientEngine",
     "Moments",
     "StackedModel",
+    "stacked_batch_losses",
     "unsupported_reason",
     "vectorised_rows",
 ]
@@ -96,6 +97,27 @@ class StackedModel:
         if name in ("module", "stacked", "n_stacked"):  # not set yet: no recursion through self.module
             raise AttributeError(name)
         return getattr(self.module, name)
+
+
+def stacked_batch_losses(batches: torch.Tensor, point_losses: Callable) -> tuple[Callable, Callable]:
+    """``(batch_loss, batch_losses)`` for the Recorder, both derived from one pointwise loss.
+
+    ``batches``: the K fixed batches stacked, shape (K, n, ...) (e.g. ``points.view(K, n, d)``).
+    ``point_losses(model, x)``: the loss of every point of ``x``, shape ``x.shape[:2]`` for x of
+    shape (k, n, ...), and ``x.shape[:1]`` for x of shape (n, ...); index inputs with ``...``. Batch b's
+    loss is the mean over its points, for the loop (``batch_loss(model, b)``) and the vectorised engine
+    (``batch_losses(model, batches)`` on the stacked points) alike, so the two cannot disagree.
+    """
+    if not isinstance(batches, torch.Tensor) or batches.dim() < 2:
+        raise RecorderError("stacked_batch_losses: batches must be a tensor of shape (K, n, ...): the K batches stacked")
+
+    def batch_loss(model, b):
+        return point_losses(model, batches[b]).mean()
+
+    def batch_losses(model, chunk: slice):
+        return point_losses(model, batches[chunk]).mean(dim=-1)
+
+    return batch_loss, batch_losses
 
 
 def _tensor_names(layout: captures.Layout) -> list[str]:

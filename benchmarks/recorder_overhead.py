@@ -317,10 +317,15 @@ def in_place_ratio(args) -> None:
                 if b:
                     times[name].append(wall)
                     cpu[name].append(cpu_s)
+        ref = list(trainers["plain"].model.parameters())
+        identical = {
+            name: all(torch.equal(a, b) for a, b in zip(ref, trainers[name].model.parameters())) for name in recs
+        }  # before the breakdown trains the synchronous run further
+        n_captures = {name: len(rec._engine.history) for name, rec in recs.items()}
+        breakdown = _capture_breakdown(trainers["synchronous"], recs["synchronous"], (blocks + 1) * every_n)
         for rec in recs.values():
             rec.close()
     plain, plain_cpu = statistics.median(times["plain"]), statistics.median(cpu["plain"])
-    ref = list(trainers["plain"].model.parameters())
     print(
         f"(e) in place, cpu-small Allen-Cahn (K = {config.n_batches}, {config.n_collocation} points), {blocks} blocks of "
         f"{every_n} steps with one capture each; plain block: median {plain:.3f} s wall ({1e3 * plain / every_n:.1f} ms/step), "
@@ -330,13 +335,63 @@ def in_place_ratio(args) -> None:
         # paired: each recorded block against the plain block of the same round (adjacent in time, same load)
         extra = statistics.median(r - p for r, p in zip(times[name], times["plain"]))
         extra_cpu = statistics.median(r - p for r, p in zip(cpu[name], cpu["plain"]))
-        identical = all(torch.equal(a, b) for a, b in zip(ref, trainers[name].model.parameters()))
         print(
             f"    [{name}] a step with a capture / a step without, in place = {1 + extra / (plain / every_n):.2f} wall "
             f"(target <= 1.6), {1 + extra_cpu / (plain_cpu / every_n):.2f} in CPU time (all threads); block "
-            f"{(plain + extra) / plain:.3f} x plain; {len(recs[name]._engine.history)} captures; weights bitwise identical: {identical}"
+            f"{(plain + extra) / plain:.3f} x plain; {n_captures[name]} captures; weights bitwise identical: {identical[name]}"
             + (f"; overlap off: {recs[name]._overlap_reason}" if recs[name]._overlap_reason else "")
         )
+    step_cpu = breakdown["plain step"]
+    print("    where a synchronous capture's CPU goes (medians of 10, ms of CPU, / a plain step's):")
+    for part, ms in breakdown.items():
+        print(f"      {part:58s} {1e3 * ms:7.1f} ms  {ms / step_cpu:5.2f}")
+
+
+def _capture_breakdown(trainer, rec, first_step: int, repeats: int = 10) -> dict[str, float]:
+    """CPU seconds of a plain step and of the parts of one capture, measured one after the other (not in place).
+
+    The training thread's parts with ``time.thread_time`` (torch runs them on it, one intra-op thread); the
+    writer's with ``time.process_time`` over ``flush()`` minus the training thread's share.
+    """
+    engine = rec._engine
+    parts: dict[str, list[float]] = {
+        "plain step": [],
+        "K batch gradients + shared gradient + reductions (engine)": [],
+        "rest of rec.step (Adam moments, weights, bookkeeping)": [],
+        "writer thread (gradient_stats row, scalars)": [],
+    }
+    capture = engine.capture
+    inside: list[float] = []
+
+    def timed_capture(*a, **k):
+        t0 = time.thread_time()
+        try:
+            return capture(*a, **k)
+        finally:
+            inside.append(time.thread_time() - t0)
+
+    engine.capture = timed_capture
+    try:
+        step = first_step
+        for _ in range(repeats):
+            rec.flush()
+            t0 = time.thread_time()
+            scalars = trainer.train_step()
+            parts["plain step"].append(time.thread_time() - t0)
+            while not rec._schedule(step):
+                step += 1
+            p0, t0 = time.process_time(), time.thread_time()
+            rec.step(step, **scalars)
+            main = time.thread_time() - t0
+            rec.flush()
+            total = time.process_time() - p0
+            parts["K batch gradients + shared gradient + reductions (engine)"].append(inside[-1])
+            parts["rest of rec.step (Adam moments, weights, bookkeeping)"].append(main - inside[-1])
+            parts["writer thread (gradient_stats row, scalars)"].append(max(0.0, total - main))
+            step += 1
+    finally:
+        engine.capture = capture
+    return {part: statistics.median(v) for part, v in parts.items()}
 
 
 def main(argv=None) -> None:

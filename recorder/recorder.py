@@ -558,10 +558,11 @@ class Recorder:
     def _start_background(self, step: int, due: list[captures.Capture], gradients: captures.GradientMoments) -> bool:
         """Run the due captures with the gradients on a snapshot in the capture thread; False: capture synchronously."""
         engine = self._engine
+        if self._overlap_reason is None and type(self)._capture_batch_gradients is not Recorder._capture_batch_gradients:
+            self._overlap_off("this recorder merges the batch gradients of every process at the capture step (DDP)")
         if (
             not self._overlap_ready
             or self._overlap_reason is not None
-            or type(self)._capture_batch_gradients is not Recorder._capture_batch_gradients  # DDP merges ranks
             or engine.name != "vectorised"
             or engine.check_due()  # a self-check runs synchronously, against the live model
             or gradients.is_raw(step)  # the K x P raw buffer: synchronous, with the writer's raw slot

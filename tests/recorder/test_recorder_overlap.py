@@ -103,3 +103,32 @@ def test_loss_functions_that_draw_random_numbers_keep_captures_synchronous(tmp_p
     assert torch.equal(rng, plain_rng)
     for a, b in zip(plain.parameters(), model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_a_recorder_that_merges_processes_keeps_captures_synchronous(tmp_path):
+    """DistributedRecorder overrides how a capture gets its batch gradients (every rank's, merged): no overlap."""
+
+    class Merging(Recorder):
+        def _capture_batch_gradients(self, raw):
+            return super()._capture_batch_gradients(raw)
+
+    problem = AllenCahn(n_batches=6, batch_size=8, seed=0)
+    model = TanhMLP([2, 12, 12, 1])
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Merging(
+            tmp_path / "run.zarr",
+            model,
+            opt,
+            problem.residual_loss,
+            6,
+            batch_losses=problem.residual_losses,
+            overlap=True,
+            schedule=every(1),
+        ) as rec:
+            for step in range(3):
+                problem.train_step(model, opt)
+                rec.step(step)
+    assert rec._background is None and rec._pool is None
+    assert sum("overlap=True" in str(w.message) and "(DDP)" in str(w.message) for w in caught) == 1

@@ -514,7 +514,7 @@ class Recorder:
             with captures.frozen_training_state(self.model):
                 rng_before = _rng_states() if probe_rng else None
                 rows = [r for c in due for r in c.compute(step)]
-                if probe_rng and not _same_rng(rng_before, _rng_states()):
+                if rng_before is not None and not _same_rng(rng_before, _rng_states()):
                     self._overlap_off("batch_loss, batch_losses or shared_loss draws random numbers")
             if probe_rng and self._overlap_reason is None and self._engine.history[-1] == "vectorised":
                 self._overlap_ready = True

@@ -27,6 +27,7 @@ __all__ = [
     "NonFiniteGradientWarning",
     "NotAStoreError",
     "NothingToReportError",
+    "OverlapOffWarning",
     "PaperLogsError",
     "PaperLogsWarning",
     "PhaseDetectionError",
@@ -193,6 +194,10 @@ class NonFiniteGradientWarning(RecorderWarning):
 
 class EngineFallbackWarning(RecorderWarning):
     """The vectorised gradient engine fell back to the loop of K ``batch_loss`` calls (the reason is in the message)."""
+
+
+class OverlapOffWarning(RecorderWarning):
+    """``overlap=True`` was asked for, but gradient captures stay synchronous (the reason is in the message)."""
 
 
 class WriterBehindWarning(RecorderWarning):

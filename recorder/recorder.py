@@ -33,6 +33,7 @@ from torch import nn
 from pinnlog.analyzer import __version__
 from pinnlog.analyzer.errors import (
     NonFiniteGradientWarning,
+    OverlapOffWarning,
     RecorderError,
     RecorderNotClosedWarning,
     RecordingStoppedWarning,
@@ -535,7 +536,7 @@ class Recorder:
 
     def _overlap_off(self, reason: str) -> None:
         self._overlap_reason = reason
-        warnings.warn(f"pinnlog: overlap=True: gradient captures stay synchronous: {reason}", RuntimeWarning, stacklevel=4)
+        warnings.warn(f"pinnlog: overlap=True: gradient captures stay synchronous: {reason}", OverlapOffWarning, stacklevel=4)
 
     def _twin_engine(self):
         """The capture thread's private copy of the model and its engine (made once), or None with the reason."""

@@ -25,7 +25,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from pinnlog.analyzer.errors import PinnlogError, ReportOutputError
 
@@ -179,27 +179,63 @@ def staged_directory(
     was; Ctrl-C raises :class:`Interrupted` saying so.
     """
     path = check_output_path(target, option=option)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + path.name[:60] + "-", dir=path.parent))
-    except OSError as exc:
-        raise _cannot_write(target, exc, option) from exc
+
+    def commit(stage: Path) -> None:
+        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700; the output gets the usual permissions
+        _commit(stage, path, ours)
+
+    with _staged(target, path, option, commit) as stage:
+        yield stage
+
+
+@contextlib.contextmanager
+def _staged(
+    target: str | os.PathLike,
+    path: Path,
+    option: str,
+    commit: Callable[[Path], None],
+    undo: Callable[[Path], None] | None = None,
+) -> Iterator[Path]:
+    """Yield a fresh folder beside ``path``; when the block succeeds, ``commit(stage)`` puts it in place.
+
+    ``commit`` runs with Ctrl-C deferred. If the block or the commit fails, ``undo(stage)`` (if given) puts
+    back what the commit moved aside; Ctrl-C raises :class:`Interrupted` and an ``OSError`` about the output
+    the one-line 'cannot write' error. The folder is removed in every case (a commit that renamed it away
+    leaves nothing to remove).
+    """
+    stage = _make_stage(target, path, option)
     committed = False
     try:
         yield stage
-        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700; the output gets the usual permissions
         with deferred_interrupt():
-            _commit(stage, path, ours)
+            commit(stage)
             committed = True
     except KeyboardInterrupt as exc:
+        if not committed and undo is not None:
+            undo(stage)
         raise _interrupted(path, committed) from (None if committed else exc)
     except OSError as exc:
-        if isinstance(exc, PinnlogError) or not _about(exc, stage, path):
-            raise
-        raise _cannot_write(target, exc, option) from exc
+        _raise_write_error(exc, stage, path, target, option)
     finally:
-        if not committed:
-            shutil.rmtree(stage, ignore_errors=True)
+        if not committed and undo is not None:
+            undo(stage)  # whatever stopped the commit, what it moved aside goes back before the folder goes
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _make_stage(target: str | os.PathLike, path: Path, option: str) -> Path:
+    """A fresh temporary folder beside ``path`` (same file system, so the final rename is atomic)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + path.name[:60] + "-", dir=path.parent))
+    except OSError as exc:
+        raise _cannot_write(target, exc, option) from exc
+
+
+def _raise_write_error(exc: OSError, stage: Path, path: Path, target: str | os.PathLike, option: str) -> NoReturn:
+    """Re-raise ``exc``, as the one-line 'cannot write' error when it came from writing the output."""
+    if isinstance(exc, PinnlogError) or not _about(exc, stage, path):
+        raise exc
+    raise _cannot_write(target, exc, option) from exc
 
 
 def _cannot_write(target: str | os.PathLike, exc: OSError, option: str) -> ReportOutputError:
@@ -253,27 +289,14 @@ def staged_file(target: str | os.PathLike, *, option: str = "-o") -> Iterator[Pa
     it is removed and ``target`` stays as it was (:class:`Interrupted` says so).
     """
     path = check_output_path(target, option=option, directory=False)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stage_dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + path.name[:60] + "-", dir=path.parent))
-    except OSError as exc:
-        raise _cannot_write(target, exc, option) from exc
-    committed = False
-    try:
-        staged = stage_dir / path.name
-        yield staged
+
+    def commit(stage: Path) -> None:
+        staged = stage / path.name
         os.chmod(staged, 0o666 & ~_umask())
-        with deferred_interrupt():
-            os.replace(staged, path)
-            committed = True
-    except KeyboardInterrupt as exc:
-        raise _interrupted(path, committed) from (None if committed else exc)
-    except OSError as exc:
-        if isinstance(exc, PinnlogError) or not _about(exc, stage_dir, path):
-            raise
-        raise _cannot_write(target, exc, option) from exc
-    finally:
-        shutil.rmtree(stage_dir, ignore_errors=True)
+        os.replace(staged, path)
+
+    with _staged(target, path, option, commit) as stage:
+        yield stage / path.name
 
 
 @contextlib.contextmanager
@@ -285,23 +308,15 @@ def staged_store(target: str | os.PathLike, *, option: str = "-o") -> Iterator[P
     ``target`` may be replaced.
     """
     path = check_output_path(target, option=option, store=True)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stage_dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + path.name[:60] + "-", dir=path.parent))
-    except OSError as exc:
-        raise _cannot_write(target, exc, option) from exc
-    committed = False
-    try:
-        staged = stage_dir / path.name
-        yield staged
-        with deferred_interrupt():
-            if os.path.lexists(path):
-                os.rename(path, stage_dir / "previous")
-            os.rename(staged, path)
-            committed = True
-    except KeyboardInterrupt as exc:
-        if not committed and os.path.lexists(stage_dir / "previous") and not os.path.lexists(path):
-            os.rename(stage_dir / "previous", path)
-        raise _interrupted(path, committed) from (None if committed else exc)
-    finally:
-        shutil.rmtree(stage_dir, ignore_errors=True)
+
+    def commit(stage: Path) -> None:
+        if os.path.lexists(path):
+            os.rename(path, stage / "previous")
+        os.rename(stage / path.name, path)
+
+    def undo(stage: Path) -> None:  # Ctrl-C between the two renames: put the previous store back
+        if os.path.lexists(stage / "previous") and not os.path.lexists(path):
+            os.rename(stage / "previous", path)
+
+    with _staged(target, path, option, commit, undo) as stage:
+        yield stage / path.name

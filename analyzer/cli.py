@@ -13,8 +13,9 @@ import enum
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -236,20 +237,9 @@ def analyze(
     Exit status: 0 success; 2 a user mistake (the one-line message names the fix); 3 an internal error;
     130 interrupted (the previous report, if any, is left as it was).
     """
-    from pinnlog.analyzer.report import DEFAULT_THRESHOLDS, analyze_run
-    from pinnlog.analyzer.report.progress import DelayedProgress
+    from pinnlog.analyzer.report import analyze_run
 
-    with DelayedProgress(err_console, enabled=not quiet) as progress:
-        report = analyze_run(
-            run,
-            out,
-            smooth=smooth,
-            thresholds=_thresholds(threshold) or DEFAULT_THRESHOLDS,
-            scheduler=scheduler,
-            progress=progress,
-        )
-    if not quiet:
-        _print_report(report)
+    _build_report(analyze_run, run, out, smooth=smooth, threshold=threshold, scheduler=scheduler, quiet=quiet)
 
 
 @app.command()
@@ -286,14 +276,26 @@ def compare(
     Exit status: 0 success; 2 a user mistake (the one-line message names the fix); 3 an internal error;
     130 interrupted (the previous report, if any, is left as it was).
     """
-    from pinnlog.analyzer.report import DEFAULT_THRESHOLDS, compare_runs
+    from pinnlog.analyzer.report import compare_runs
+
+    _build_report(compare_runs, runs, label or None, out, smooth=smooth, threshold=threshold, scheduler=scheduler, quiet=quiet)
+
+
+def _build_report(
+    build: Callable[..., Any],
+    *args: Any,
+    smooth: int | None,
+    threshold: list[str] | None,
+    scheduler: str | None,
+    quiet: bool,
+) -> None:
+    """Run ``build`` (``analyze_run`` or ``compare_runs``) under a progress bar; print its report unless --quiet."""
+    from pinnlog.analyzer.report import DEFAULT_THRESHOLDS
     from pinnlog.analyzer.report.progress import DelayedProgress
 
     with DelayedProgress(err_console, enabled=not quiet) as progress:
-        report = compare_runs(
-            runs,
-            label or None,
-            out,
+        report = build(
+            *args,
             smooth=smooth,
             thresholds=_thresholds(threshold) or DEFAULT_THRESHOLDS,
             scheduler=scheduler,

@@ -252,6 +252,10 @@ def _report(
         return _compute_and_write(results, lazy, stage, Path(out_dir), smooth, thresholds, scheduler, progress)
 
 
+#: the fields of a RunResult that ``summary.run_summary`` takes, by the same names
+_SUMMARY_FIELDS = ("label", "path", "attrs", "recorded", "values", "phases", "phases_note", "layer_phases", "steps_to_error")
+
+
 def _compute_and_write(
     results: list[RunResult],
     lazy: dict,
@@ -285,20 +289,7 @@ def _compute_and_write(
                 t["name"]: (None if error is None else M.steps_to_error(error, t["threshold"])) for t in levels
             }
     figures, pngs, skipped = draw_figures(results, stage, progress)
-    run_docs = [
-        S.run_summary(
-            label=r.label,
-            path=r.path,
-            attrs=r.attrs,
-            recorded=r.recorded,
-            values=r.values,
-            phases=r.phases,
-            phases_note=r.phases_note,
-            layer_phases=r.layer_phases,
-            steps_to_error=r.steps_to_error,
-        )
-        for r in results
-    ]
+    run_docs = [S.run_summary(**{name: getattr(r, name) for name in _SUMMARY_FIELDS}) for r in results]
     kind = "analyze" if len(results) == 1 else "compare"
     document = S.summary_document(
         kind,

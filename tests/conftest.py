@@ -29,6 +29,8 @@ Arguments (same for both):
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,11 @@ import pytest
 from click.testing import CliRunner
 
 from pinnlog.analyzer.datasets import mlp_layout
+
+sys.path.insert(0, str(Path(__file__).parent / "reliability"))  # corpus_tools: the store edits tests share
+from corpus_tools import drop_manifest as _drop_manifest
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 BETAS = (0.9, 0.999)
 EPS = 1e-8
@@ -336,20 +343,22 @@ def cli():
 
 @pytest.fixture(scope="session")
 def drop_manifest():
-    """Turn a closed store into one with no chunk manifest (as a killed-then-repaired run leaves it).
+    """``corpus_tools.drop_manifest``: turn a closed store into one with no chunk manifest.
 
     Tests that edit arrays through plain zarr use it, so the check they exercise is not the manifest's
     (with the manifest, any such edit is refused as a chunk pinnlog did not write: issue 13).
     """
-    import json
+    return _drop_manifest
 
-    def drop(path) -> Path:
-        path = Path(path)
-        (path / ".pinnlog-digests.json").unlink()
-        meta = json.loads((path / "zarr.json").read_text())
-        meta["attributes"].pop("committed", None)
-        meta.pop("consolidated_metadata", None)
-        (path / "zarr.json").write_text(json.dumps(meta))
-        return path
 
-    return drop
+@pytest.fixture(scope="session")
+def load_example():
+    """``load_example(name)``: the module ``examples/<name>.py``, imported from its file (examples/ is no package)."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"{name}_example", EXAMPLES / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,18 +11,9 @@ from recorder_problems import reference_reductions, tensor_slices
 from pinnlog.analyzer import open_run
 from pinnlog.recorder.engines import ENGINE_CODES
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "allen_cahn.py"
 
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("allen_cahn_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_allen_cahn_example_records_vectorised_captures_that_match_a_backward_loop(tmp_path):
-    example = load_example()
+def test_the_allen_cahn_example_records_vectorised_captures_that_match_a_backward_loop(tmp_path, load_example):
+    example = load_example("allen_cahn")
     path = tmp_path / "ac.zarr"
     example.main(["--out", str(path), "--steps", "21"])  # the command docs/examples.md shows, shortened
     run = open_run(path)

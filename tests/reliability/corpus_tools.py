@@ -8,6 +8,7 @@ one node's ``zarr.json`` (and its copy in the consolidated metadata) in place.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -196,14 +197,13 @@ def shard_of(payload: bytes) -> bytes:
     return payload + bytes(CRC32C().encode(index))
 
 
-def drop_manifest(path: Path) -> Path:
+def drop_manifest(path: str | os.PathLike) -> Path:
     """The store as a killed-then-repaired run leaves it: no chunk manifest, no ``committed`` list.
 
     Tests that edit arrays through plain zarr use it, so that a check other than the manifest is what
     they exercise (with the manifest, any such edit is refused as a chunk pinnlog did not write).
     """
-    import json
-
+    path = Path(path)
     (path / ".pinnlog-digests.json").unlink()
     meta = json.loads((path / "zarr.json").read_text())
     meta["attributes"].pop("committed", None)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,18 +12,9 @@ import itertools
 
 from pinnlog.analyzer import open_run
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "digits_classifier.py"
 
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("digits_classifier", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_digits_example_records_its_test_error_and_batch_statistics(tmp_path):
-    example = load_example()
+def test_the_digits_example_records_its_test_error_and_batch_statistics(tmp_path, load_example):
+    example = load_example("digits_classifier")
     path = example.train(tmp_path / "digits.zarr", steps=40)
     run = open_run(path)
     assert run.attrs["status"] == "complete" and run.attrs["n_batches"] == example.K

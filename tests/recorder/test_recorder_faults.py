@@ -230,22 +230,29 @@ def test_writer_failure_with_on_error_warn_keeps_training(run_path, monkeypatch)
     assert open_run(run_path).attrs["status"] == "interrupted"
 
 
-def test_a_full_queue_blocks_with_one_warning_and_drops_nothing(run_path, monkeypatch):
+def _record_through_a_slow_writer(run_path, monkeypatch, append_s: float, n_steps: int) -> list[str]:
+    """Capture every step for ``n_steps`` through a one-slot queue whose appends each take ``append_s``
+    seconds; the warning messages the run gave."""
     monkeypatch.setattr(writer_module, "QUEUE_SIZE", 1)
-    monkeypatch.setattr(writer_module, "PATIENCE_S", 0.005)
     real = RunWriter.append
 
     def slow_append(self, group, rows, dims=None):
-        time.sleep(0.02)
+        time.sleep(append_s)
         return real(self, group, rows, dims)
 
     monkeypatch.setattr(RunWriter, "append", slow_append)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with _recorder(run_path, schedule=every(1)) as rec:
-            for step in range(40):
+            for step in range(n_steps):
                 rec.step(step, loss=step)
-    behind = [w for w in caught if "writer thread is behind" in str(w.message)]
+    return [str(w.message) for w in caught]
+
+
+def test_a_full_queue_blocks_with_one_warning_and_drops_nothing(run_path, monkeypatch):
+    monkeypatch.setattr(writer_module, "PATIENCE_S", 0.005)
+    caught = _record_through_a_slow_writer(run_path, monkeypatch, append_s=0.02, n_steps=40)
+    behind = [message for message in caught if "writer thread is behind" in message]
     assert len(behind) == 1
     run = open_run(run_path)
     assert run["scalars"]["loss"].values.tolist() == list(range(40))
@@ -254,18 +261,6 @@ def test_a_full_queue_blocks_with_one_warning_and_drops_nothing(run_path, monkey
 
 def test_a_queue_that_drains_within_patience_says_nothing(run_path, monkeypatch):
     """Issue 15: a 150-step run capturing every step warned "writer thread is behind" for a moment's wait."""
-    monkeypatch.setattr(writer_module, "QUEUE_SIZE", 1)
-    real = RunWriter.append
-
-    def slow_append(self, group, rows, dims=None):
-        time.sleep(0.002)
-        return real(self, group, rows, dims)
-
-    monkeypatch.setattr(RunWriter, "append", slow_append)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with _recorder(run_path, schedule=every(1)) as rec:
-            for step in range(30):
-                rec.step(step, loss=step)
-    assert not [w for w in caught if "writer thread is behind" in str(w.message)]
+    caught = _record_through_a_slow_writer(run_path, monkeypatch, append_s=0.002, n_steps=30)
+    assert not [message for message in caught if "writer thread is behind" in message]
     assert open_run(run_path)["scalars"]["loss"].values.tolist() == list(range(30))

@@ -223,6 +223,25 @@ def _verify_ok(path):
     assert report.healthy, [str(f) for f in report.problems()]
 
 
+def _record_activations(path, model, batch_loss, probe, layer: str):
+    """Three SGD steps recording the activations of ``layer`` on ``probe``; the store verified and opened."""
+    with Recorder(
+        path,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        batch_loss,
+        K,
+        schedule=every(1),
+        raw_schedule=every(2),
+        probe=probe,
+        layers=[layer],
+    ) as rec:
+        for step in range(3):
+            rec.step(step)
+    _verify_ok(path)
+    return open_run(path)
+
+
 @pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
 def test_recurrent_activations_verify(tmp_path, cell):
     torch.manual_seed(0)
@@ -238,22 +257,9 @@ def test_recurrent_activations_verify(tmp_path, cell):
 
     model = Net()
     x, y = torch.randn(6, 8, 3), torch.randn(8, 1)
-    path = tmp_path / "rnn.zarr"
-    with Recorder(
-        path,
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        lambda m, b: ((m(x[:, 2 * b : 2 * b + 2]) - y[2 * b : 2 * b + 2]) ** 2).mean(),
-        K,
-        schedule=every(1),
-        raw_schedule=every(2),
-        probe=x,
-        layers=["rnn"],
-    ) as rec:
-        for step in range(3):
-            rec.step(step)
-    _verify_ok(path)
-    run = open_run(path)
+    run = _record_activations(
+        tmp_path / "rnn.zarr", model, lambda m, b: ((m(x[:, 2 * b : 2 * b + 2]) - y[2 * b : 2 * b + 2]) ** 2).mean(), x, "rnn"
+    )
     acts = run["activations"]["layer_0"]
     assert acts.shape[1:] == (8, 6 * 5)  # 8 probe samples (the batch axis), time x hidden units
     # sample 3's activations are the RNN's outputs for sequence 3
@@ -276,21 +282,9 @@ def test_conv_activations_verify(run_path):
 
     model = Net()
     x, labels = torch.randn(8, 1, 6, 6), torch.randint(0, 2, (8,))
-    with Recorder(
-        run_path,
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        lambda m, b: nn.functional.cross_entropy(m(x[2 * b : 2 * b + 2]), labels[2 * b : 2 * b + 2]),
-        K,
-        schedule=every(1),
-        raw_schedule=every(2),
-        probe=x,
-        layers=["conv1"],
-    ) as rec:
-        for step in range(3):
-            rec.step(step)
-    _verify_ok(run_path)
-    run = open_run(run_path)
+    run = _record_activations(
+        run_path, model, lambda m, b: nn.functional.cross_entropy(m(x[2 * b : 2 * b + 2]), labels[2 * b : 2 * b + 2]), x, "conv1"
+    )
     assert run["activations"]["layer_0"].shape[1:] == (8, 3 * 4 * 4)
     assert run.attrs["layers"][0]["width"] == 3 and run.attrs["layers"][0]["units"] == 48
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -40,6 +40,26 @@ class Kind:
 def _seeded(seed=0):
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed + 1)
+
+
+class Regression(NamedTuple):
+    x: torch.Tensor
+    y: torch.Tensor
+    batch_loss: Any
+    mse: Any
+
+
+def _regression(g, *input_shape) -> Regression:
+    """16 random (x, y) pairs from ``g``, batch b being rows 4b to 4b + 3: x, y, the batch MSE and the full MSE."""
+    x, y = torch.randn(16, *input_shape, generator=g), torch.randn(16, 1, generator=g)
+
+    def batch_loss(m, b):
+        return ((m(x[4 * b : 4 * b + 4]) - y[4 * b : 4 * b + 4]) ** 2).mean()
+
+    def mse(m):
+        return ((m(x) - y) ** 2).mean()
+
+    return Regression(x, y, batch_loss, mse)
 
 
 def _plain_step(loss_fn):
@@ -106,15 +126,9 @@ def transformer_adamw_scheduler():
     model = nn.Sequential(
         nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False), nn.Flatten(), nn.Linear(5 * 8, 1)
     )
-    x, y = torch.randn(16, 5, 8, generator=g), torch.randn(16, 1, generator=g)
-
-    def batch_loss(m, b):
-        return ((m(x[4 * b : 4 * b + 4]) - y[4 * b : 4 * b + 4]) ** 2).mean()
-
+    data = _regression(g, 5, 8)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    kind = Kind(
-        model, opt, batch_loss, _plain_step(lambda m: ((m(x) - y) ** 2).mean()), options={"probe": x, "layers": ["0.layers.0"]}
-    )
+    kind = Kind(model, opt, data.batch_loss, _plain_step(data.mse), options={"probe": data.x, "layers": ["0.layers.0"]})
     kind.scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
     return kind
 
@@ -147,15 +161,11 @@ def frozen_and_tied():
 def param_groups():
     g = _seeded()
     model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
-    x, y = torch.randn(16, 3, generator=g), torch.randn(16, 1, generator=g)
-
-    def batch_loss(m, b):
-        return ((m(x[4 * b : 4 * b + 4]) - y[4 * b : 4 * b + 4]) ** 2).mean()
-
+    data = _regression(g, 3)
     opt = torch.optim.Adam(
         [{"params": model[0].parameters(), "lr": 1e-3}, {"params": model[2].parameters(), "lr": 1e-2, "betas": (0.8, 0.99)}]
     )
-    return Kind(model, opt, batch_loss, _plain_step(lambda m: ((m(x) - y) ** 2).mean()))
+    return Kind(model, opt, data.batch_loss, _plain_step(data.mse))
 
 
 def pinn_lbfgs_then_rmsprop():
@@ -231,21 +241,14 @@ def bf16_autocast():
 def compiled():
     g = _seeded()
     model = torch.compile(nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 1)), backend="aot_eager")
-    x, y = torch.randn(16, 3, generator=g), torch.randn(16, 1, generator=g)
-
-    def batch_loss(m, b):
-        return ((m(x[4 * b : 4 * b + 4]) - y[4 * b : 4 * b + 4]) ** 2).mean()
-
-    return Kind(model, torch.optim.Adam(model.parameters(), lr=1e-2), batch_loss, _plain_step(lambda m: ((m(x) - y) ** 2).mean()))
+    data = _regression(g, 3)
+    return Kind(model, torch.optim.Adam(model.parameters(), lr=1e-2), data.batch_loss, _plain_step(data.mse))
 
 
 def accumulation_and_clipping():
     g = _seeded()
     model = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 1))
-    x, y = torch.randn(16, 3, generator=g), torch.randn(16, 1, generator=g)
-
-    def batch_loss(m, b):
-        return ((m(x[4 * b : 4 * b + 4]) - y[4 * b : 4 * b + 4]) ** 2).mean()
+    x, y, batch_loss, _ = _regression(g, 3)
 
     def step(i, kind):
         kind.optimizer.zero_grad()
@@ -268,12 +271,8 @@ def weight_and_spectral_norm():
     model = nn.Sequential(
         parametrizations.weight_norm(nn.Linear(3, 6)), nn.Tanh(), parametrizations.spectral_norm(nn.Linear(6, 1))
     )
-    x, y = torch.randn(16, 3, generator=g), torch.randn(16, 1, generator=g)
-
-    def batch_loss(m, b):
-        return ((m(x[4 * b : 4 * b + 4]) - y[4 * b : 4 * b + 4]) ** 2).mean()
-
-    return Kind(model, torch.optim.SGD(model.parameters(), lr=0.05), batch_loss, _plain_step(lambda m: ((m(x) - y) ** 2).mean()))
+    data = _regression(g, 3)
+    return Kind(model, torch.optim.SGD(model.parameters(), lr=0.05), data.batch_loss, _plain_step(data.mse))
 
 
 KINDS = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ import itertools
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/ is not installed: the checkout's
-from benchmarks.pinns.allen_cahn import PaperBatches, TanhMLP  # noqa: F401 - TanhMLP is the tests' network too
+from benchmarks.pinns.allen_cahn import PaperBatches, TanhMLP
 
 
 class AllenCahn(PaperBatches):
@@ -27,6 +28,12 @@ class AllenCahn(PaperBatches):
 
     def __init__(self, n_batches: int = 4, batch_size: int = 8, n_ic: int = 6, seed: int = 0):
         super().__init__(n_batches, batch_size, n_ic, seed)
+
+    @property
+    def losses(self) -> dict:
+        """The recorder's loss options for the vectorised engine: the batch residual loss (one batch and
+        stacked batches) and the initial-condition loss shared by every batch."""
+        return {"batch_loss": self.residual_loss, "batch_losses": self.residual_losses, "shared_loss": self.ic_loss}
 
     def recorder(self, path, model, optimizer, **options):
         """The paper's recording of this problem: batch residual losses, the IC loss shared, residuals and
@@ -62,7 +69,20 @@ class Blobs:
     def full_loss(self, model):
         return nn.functional.cross_entropy(model(self.inputs), self.labels)
 
+    def recorder(self, path, model, optimizer, **options):
+        """A Recorder on this problem's K batch losses (``options`` add schedules, probe, ...)."""
+        from pinnlog.recorder import Recorder
+
+        return Recorder(path, model, optimizer, self.batch_loss, self.n_batches, **options)
+
     train_step = PaperBatches.train_step  # one plain optimizer step on the full loss
+
+
+def pinn(widths=(2, 12, 12, 1), n_batches: int = 7, batch_size: int = 8, seed: int = 0, dropout: float = 0.0):
+    """A tiny :class:`AllenCahn` problem and a :class:`TanhMLP` on it, both drawn from ``seed``."""
+    problem = AllenCahn(n_batches=n_batches, batch_size=batch_size, seed=seed)
+    torch.manual_seed(seed)
+    return problem, TanhMLP(list(widths), dropout=dropout)
 
 
 def classifier(seed: int = 0, dropout: float = 0.0, batchnorm: bool = False) -> nn.Module:
@@ -112,3 +132,41 @@ def reference_reductions(grads: np.ndarray, slices) -> dict[str, np.ndarray]:
         "sum_sigma2": np.array([np.sum(var[s]) for s in slices]),
         "sum_rms2": np.array([np.sum(rms2[s]) for s in slices]),
     }
+
+
+class Trained(NamedTuple):
+    """What a training run leaves: weights and buffers, optimizer state, torch RNG state, and whether
+    every ``rec.step`` left ``.grad`` as it found it."""
+
+    weights: dict
+    optimizer: dict
+    rng: torch.Tensor
+    grads_untouched: bool
+
+
+def train(model, optimizer, loss_fn, n_steps: int, rec=None) -> Trained:
+    """``n_steps`` plain optimizer steps on ``loss_fn()``, each handed to the recorder ``rec`` (if any), closed at the end."""
+    grads_untouched = True
+    for step in range(n_steps):
+        optimizer.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        optimizer.step()
+        if rec is not None:
+            before = [p.grad.clone() for p in model.parameters()]
+            rec.step(step, loss=loss)
+            grads_untouched &= all(torch.equal(a, p.grad) for a, p in zip(before, model.parameters(), strict=True))
+    if rec is not None:
+        rec.close()
+    return Trained(model.state_dict(), optimizer.state_dict(), torch.get_rng_state(), grads_untouched)
+
+
+def assert_bitwise_identical(recorded: Trained, plain: Trained) -> None:
+    """Recording changed nothing: every parameter and buffer, the optimizer state and the RNG state are equal bit for bit."""
+    assert recorded.weights.keys() == plain.weights.keys()
+    for name in recorded.weights:  # parameters and buffers (batch-norm running statistics)
+        assert torch.equal(recorded.weights[name], plain.weights[name]), name
+    for i, state in plain.optimizer["state"].items():
+        for key, value in state.items():
+            assert torch.equal(torch.as_tensor(recorded.optimizer["state"][i][key]), torch.as_tensor(value)), (i, key)
+    assert torch.equal(recorded.rng, plain.rng)

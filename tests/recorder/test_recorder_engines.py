@@ -8,13 +8,14 @@ import warnings
 import numpy as np
 import pytest
 from recorder_problems import (
-    AllenCahn,
     Blobs,
-    TanhMLP,
+    assert_bitwise_identical,
     classifier,
+    pinn,
     reference_batch_gradients,
     reference_reductions,
     tensor_slices,
+    train,
 )
 
 torch = pytest.importorskip("torch")
@@ -30,19 +31,13 @@ from pinnlog.recorder.engines import ENGINE_CODES, GradientEngine, vectorised_ro
 VECTORISED, LOOP = ENGINE_CODES["vectorised"], ENGINE_CODES["loop"]
 
 
-def _pinn(seed=0, widths=(2, 12, 12, 1), n_batches=7, batch_size=8):
-    problem = AllenCahn(n_batches=n_batches, batch_size=batch_size, seed=seed)
-    torch.manual_seed(seed)
-    return problem, TanhMLP(list(widths))
-
-
 def _relative_row_errors(rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.linalg.norm(rows - reference, axis=1) / np.linalg.norm(reference, axis=1)
 
 
 @pytest.mark.parametrize("chunk", [7, 3, 1])
 def test_vectorised_rows_are_the_batch_gradients_of_an_independent_backward_loop(chunk):
-    problem, model = _pinn()
+    problem, model = pinn()
     layout = build_layout(model)
     rows = torch.cat(
         [vectorised_rows(model, layout, problem.batch_losses, s, min(s + chunk, 7)) for s in range(0, 7, chunk)]
@@ -83,7 +78,7 @@ def _train(path, problem, model, optimizer, n_steps, **options):
 
 @pytest.mark.parametrize("chunk_size", [None, 3])
 def test_vectorised_store_matches_independent_reductions(run_path, chunk_size):
-    problem, model = _pinn()
+    problem, model = pinn()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     expected = _train(
         run_path,
@@ -91,9 +86,7 @@ def test_vectorised_store_matches_independent_reductions(run_path, chunk_size):
         model,
         optimizer,
         6,
-        batch_loss=problem.residual_loss,
-        batch_losses=problem.residual_losses,
-        shared_loss=problem.ic_loss,
+        **problem.losses,
         schedule=every(1),
         raw_schedule=every(2),
         chunk_size=chunk_size,
@@ -121,7 +114,7 @@ def test_vectorised_store_matches_independent_reductions(run_path, chunk_size):
 
 
 def test_a_wrong_batch_losses_falls_back_to_the_loop_with_one_warning(run_path):
-    problem, model = _pinn()
+    problem, model = pinn()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
 
     def shifted_losses(stacked, batches):  # copy b of the model gets batch b + 1's points
@@ -154,7 +147,7 @@ def test_a_wrong_batch_losses_falls_back_to_the_loop_with_one_warning(run_path):
 
 
 def test_the_self_check_runs_again_every_check_every_captures(run_path):
-    problem, model = _pinn()
+    problem, model = pinn()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     calls = {"n": 0}
 
@@ -244,53 +237,29 @@ def test_unsupported_models_fall_back_to_the_loop_with_the_reason(run_path, kind
 
 def _bitwise_run(path, kind, n_steps=50):
     if kind == "pinn-adam":
-        problem, model = _pinn(widths=(2, 10, 10, 1), n_batches=4)
+        problem, model = pinn(widths=(2, 10, 10, 1), n_batches=4)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        options = dict(batch_loss=problem.residual_loss, batch_losses=problem.residual_losses, shared_loss=problem.ic_loss)
+        options = problem.losses
     else:
         problem = Blobs(n_batches=5, batch_size=12)
         model = classifier(seed=0)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         options = dict(batch_loss=problem.batch_loss, batch_losses=problem.batch_losses)
-    rec = None
-    if path is not None:
-        rec = Recorder(
-            path,
-            model,
-            optimizer,
-            n_batches=problem.n_batches,
-            schedule=every(5),
-            raw_schedule=every(15),
-            check_every=3,
-            **options,
-        )
-    for step in range(n_steps):
-        optimizer.zero_grad()
-        loss = problem.full_loss(model)
-        loss.backward()
-        optimizer.step()
-        if rec is not None:
-            rec.step(step, loss=loss)
-    if rec is not None:
-        rec.close()
-    return model.state_dict(), optimizer.state_dict(), torch.get_rng_state()
+    options.update(n_batches=problem.n_batches, schedule=every(5), raw_schedule=every(15), check_every=3)
+    rec = Recorder(path, model, optimizer, **options) if path else None
+    return train(model, optimizer, lambda: problem.full_loss(model), n_steps, rec)
 
 
 @pytest.mark.parametrize("kind", ["pinn-adam", "classifier-sgd-momentum"])
 def test_a_vectorised_recorded_run_is_bitwise_identical_to_the_unrecorded_one(run_path, kind):
-    plain_weights, plain_opt, plain_rng = _bitwise_run(None, kind)
-    weights, opt, rng = _bitwise_run(run_path, kind)
+    plain = _bitwise_run(None, kind)
+    recorded = _bitwise_run(run_path, kind)
     assert open_run(run_path)["gradient_stats"]["engine"].values.tolist() == [VECTORISED] * 10
-    for name in weights:
-        assert torch.equal(weights[name], plain_weights[name]), name
-    for i, state in plain_opt["state"].items():
-        for key, value in state.items():
-            assert torch.equal(torch.as_tensor(opt["state"][i][key]), torch.as_tensor(value)), (i, key)
-    assert torch.equal(rng, plain_rng)
+    assert_bitwise_identical(recorded, plain)
 
 
 def test_without_batch_losses_the_loop_runs_and_the_store_says_so(run_path):
-    problem, model = _pinn()
+    problem, model = pinn()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     _train(run_path, problem, model, optimizer, 2, batch_loss=problem.batch_loss, schedule=every(1))
     assert open_run(run_path)["gradient_stats"]["engine"].values.tolist() == [LOOP, LOOP]
@@ -299,7 +268,7 @@ def test_without_batch_losses_the_loop_runs_and_the_store_says_so(run_path):
 
 
 def test_batch_losses_of_the_wrong_shape_is_a_one_line_user_error():
-    problem, model = _pinn()
+    problem, model = pinn()
     layout = build_layout(model)
     engine = GradientEngine(model, layout, problem.batch_loss, 7, batch_losses=lambda m, b: problem.batch_losses(m, b).sum())
     with pytest.raises(RecorderError, match=r"shape \(7,\)"):
@@ -311,7 +280,7 @@ def test_batch_losses_of_the_wrong_shape_is_a_one_line_user_error():
 
 
 def test_engine_loop_ignores_batch_losses():
-    problem, model = _pinn()
+    problem, model = pinn()
     engine = GradientEngine(model, build_layout(model), problem.batch_loss, 7, batch_losses=problem.batch_losses, engine="loop")
     engine.capture()
     assert engine.history == ["loop"] and engine.reason is None
@@ -319,7 +288,7 @@ def test_engine_loop_ignores_batch_losses():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_vectorised_rows_match_an_independent_loop():
-    problem, model = _pinn(n_batches=16, batch_size=64)
+    problem, model = pinn(n_batches=16, batch_size=64)
     problem.to("cuda")
     model.cuda()
     layout = build_layout(model)
@@ -333,7 +302,7 @@ def test_cuda_vectorised_rows_match_an_independent_loop():
 
 
 def test_a_frozen_tensor_gives_nan_through_the_loop_and_the_vectorised_engine_resumes_when_unfrozen(run_path):
-    problem, model = _pinn()
+    problem, model = pinn()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = next(iter(model.parameters()))
     rec = Recorder(

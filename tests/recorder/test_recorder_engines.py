@@ -80,18 +80,8 @@ def _train(path, problem, model, optimizer, n_steps, **options):
 def test_vectorised_store_matches_independent_reductions(run_path, chunk_size):
     problem, model = pinn()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    expected = _train(
-        run_path,
-        problem,
-        model,
-        optimizer,
-        6,
-        **problem.losses,
-        schedule=every(1),
-        raw_schedule=every(2),
-        chunk_size=chunk_size,
-        check_every=4,
-    )
+    options = {"schedule": every(1), "raw_schedule": every(2), "chunk_size": chunk_size, "check_every": 4}
+    expected = _train(run_path, problem, model, optimizer, 6, **problem.losses, **options)
     run = open_run(run_path)
     stats = run["gradient_stats"]
     assert stats["engine"].values.tolist() == [VECTORISED] * 6

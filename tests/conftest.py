@@ -246,32 +246,9 @@ def write_store(path, run: SyntheticRun, close: bool = True) -> Path:
     return Path(path) if not isinstance(path, str) or "://" not in path else path
 
 
-def build_store(
-    tmp_path,
-    *,
-    n_steps=6,
-    layers=(2, 8, 8, 1),
-    seed=0,
-    n_batches=4,
-    raw=False,
-    activations=False,
-    residuals=False,
-    adam=True,
-    close=True,
-    name="run.zarr",
-) -> Path:
-    """Write a synthetic run under ``tmp_path`` and return the store's path (see the module docstring)."""
-    run = make_synthetic_run(
-        n_steps=n_steps,
-        layers=layers,
-        seed=seed,
-        n_batches=n_batches,
-        raw=raw,
-        activations=activations,
-        residuals=residuals,
-        adam=adam,
-    )
-    return write_store(Path(tmp_path) / name, run, close=close)
+def build_store(tmp_path, *, close=True, name="run.zarr", **truth) -> Path:
+    """Write ``make_synthetic_run(**truth)`` under ``tmp_path`` and return the store's path (see the module docstring)."""
+    return write_store(Path(tmp_path) / name, make_synthetic_run(**truth), close=close)
 
 
 @pytest.fixture(scope="session")

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 import zarr.storage._local as zarr_local
 
+from benchmarks.reliability.campaign_run import toy_run, watching_commits
 from pinnlog.analyzer import open_run
 from pinnlog.analyzer.errors import WriterError
 from pinnlog.analyzer.store import repair_run, verify_run
-from pinnlog.analyzer.store import write as store_module
 from pinnlog.recorder import Recorder, every
 
 N_STEPS, N_BATCHES, BATCH = 120, 8, 16
@@ -47,18 +47,8 @@ N_STEPS, N_BATCHES, BATCH = 120, 8, 16
 def commit_log():
     """Record ``{group: n_committed}`` after every successful commit of any RunWriter (the side channel)."""
     log: dict[str, int] = {}
-    append = store_module.RunWriter.append
-
-    def logging_append(self, group, rows, dims=None):
-        n = append(self, group, rows, dims)
-        log[group] = n
-        return n
-
-    store_module.RunWriter.append = logging_append
-    try:
+    with watching_commits(committed=log.__setitem__):
         yield log
-    finally:
-        store_module.RunWriter.append = append
 
 
 @contextlib.contextmanager
@@ -100,17 +90,8 @@ def small_tmpfs(size: str):
 
 def train(path: Path | None, on_error: str = "raise", seed: int = 0) -> dict:
     """The seeded training run, recorded at ``path`` (or not at all); what happened to the recorder."""
-    torch.manual_seed(seed)
-    x = torch.rand(N_BATCHES * BATCH, 2) * 2 - 1
-    y = torch.sin(3 * x[:, :1]) * x[:, 1:]
-    model = torch.nn.Sequential(
-        torch.nn.Linear(2, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1)
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-
-    def batch_loss(m, b):
-        sl = slice(b * BATCH, (b + 1) * BATCH)
-        return ((m(x[sl]) - y[sl]) ** 2).mean()
+    run = toy_run(N_BATCHES, BATCH, width=64, seed=seed)
+    model, optimizer = run.model, run.optimizer
 
     errors: list[str] = []
     steps_done = 0
@@ -122,17 +103,17 @@ def train(path: Path | None, on_error: str = "raise", seed: int = 0) -> dict:
                 path,
                 model,
                 optimizer,
-                batch_loss,
-                N_BATCHES,
+                run.batch_loss,
+                run.n_batches,
                 schedule=every(2),
                 raw_schedule=every(4),
-                residuals=lambda m: (m(x) - y).squeeze(-1),
+                residuals=run.residuals,
                 on_error=on_error,
                 overwrite=True,
             )
         for step in range(N_STEPS):
             optimizer.zero_grad()
-            loss = ((model(x) - y) ** 2).mean()
+            loss = run.full_loss()
             loss.backward()
             optimizer.step()
             if rec is not None:

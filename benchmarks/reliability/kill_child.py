@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import torch
 
-from pinnlog.analyzer.store import write as store_module
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the checkout's benchmarks package
+from benchmarks.reliability.campaign_run import toy_run, watching_commits
 from pinnlog.recorder import Recorder, every
 
 SCHEDULE, RAW_SCHEDULE = every(2), every(5)
@@ -30,49 +32,25 @@ def say(line: str) -> None:
     os.write(1, (line + "\n").encode())
 
 
-def instrument_commits() -> None:
-    """Report every commit of the real store on stdout (the test's side channel)."""
-    append = store_module.RunWriter.append
-
-    def reporting_append(self, group, rows, dims=None):
-        say(f"W {group}")
-        n = append(self, group, rows, dims)
-        say(f"C {group} {n}")
-        return n
-
-    store_module.RunWriter.append = reporting_append
-
-
 def record(path: str, seed: int, n_steps: int) -> None:
     torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    n_batches, batch = 4, 32
-    x = torch.rand(n_batches * batch, 2) * 2 - 1
-    y = torch.sin(3 * x[:, :1]) * x[:, 1:]
-    model = torch.nn.Sequential(
-        torch.nn.Linear(2, 32), torch.nn.Tanh(), torch.nn.Linear(32, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1)
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-
-    def batch_loss(m, b):
-        sl = slice(b * batch, (b + 1) * batch)
-        return ((m(x[sl]) - y[sl]) ** 2).mean()
-
+    run = toy_run(n_batches=4, batch_size=32, width=32, seed=seed)
+    model, optimizer = run.model, run.optimizer
     rec = Recorder(
         path,
         model,
         optimizer,
-        batch_loss,
-        n_batches,
+        run.batch_loss,
+        run.n_batches,
         schedule=SCHEDULE,
         raw_schedule=RAW_SCHEDULE,
-        residuals=lambda m: (m(x) - y).squeeze(-1),
-        probe=x[:16],
+        residuals=run.residuals,
+        probe=run.x[:16],
         overwrite=True,
     )
     for step in range(n_steps):
         optimizer.zero_grad()
-        loss = ((model(x) - y) ** 2).mean()
+        loss = run.full_loss()
         loss.backward()
         optimizer.step()
         if SCHEDULE(step) or RAW_SCHEDULE(step):
@@ -85,7 +63,11 @@ def record(path: str, seed: int, n_steps: int) -> None:
 
 
 def main() -> None:
-    instrument_commits()
+    with watching_commits(started=lambda group: say(f"W {group}"), committed=lambda group, n: say(f"C {group} {n}")):
+        serve()
+
+
+def serve() -> None:
     say("SERVER READY")
     for line in sys.stdin:
         path, seed, n_steps = line.split()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from pinnlog.analyzer.store import write as store_module
+from pinnlog.recorder import Recorder
 
 
 @dataclass
@@ -35,6 +36,18 @@ class ToyRun:
 
     def residuals(self, model: torch.nn.Module) -> torch.Tensor:
         return (model(self.x) - self.y).squeeze(-1)
+
+    def recorder(self, path, **options) -> Recorder:
+        """A Recorder of this run on its K batch losses, with its residuals (``options``: schedules, probe, ...)."""
+        return Recorder(path, self.model, self.optimizer, self.batch_loss, self.n_batches, residuals=self.residuals, **options)
+
+    def train_step(self) -> torch.Tensor:
+        """One Adam step on the full loss; returns that loss."""
+        self.optimizer.zero_grad()
+        loss = self.full_loss()
+        loss.backward()
+        self.optimizer.step()
+        return loss
 
 
 def toy_run(n_batches: int, batch_size: int, width: int, seed: int) -> ToyRun:

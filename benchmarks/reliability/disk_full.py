@@ -38,7 +38,7 @@ from benchmarks.reliability.campaign_run import toy_run, watching_commits
 from pinnlog.analyzer import open_run
 from pinnlog.analyzer.errors import WriterError
 from pinnlog.analyzer.store import repair_run, verify_run
-from pinnlog.recorder import Recorder, every
+from pinnlog.recorder import every
 
 N_STEPS, N_BATCHES, BATCH = 120, 8, 16
 
@@ -91,31 +91,15 @@ def small_tmpfs(size: str):
 def train(path: Path | None, on_error: str = "raise", seed: int = 0) -> dict:
     """The seeded training run, recorded at ``path`` (or not at all); what happened to the recorder."""
     run = toy_run(N_BATCHES, BATCH, width=64, seed=seed)
-    model, optimizer = run.model, run.optimizer
-
     errors: list[str] = []
     steps_done = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rec = None
         if path is not None:
-            rec = Recorder(
-                path,
-                model,
-                optimizer,
-                run.batch_loss,
-                run.n_batches,
-                schedule=every(2),
-                raw_schedule=every(4),
-                residuals=run.residuals,
-                on_error=on_error,
-                overwrite=True,
-            )
+            rec = run.recorder(path, schedule=every(2), raw_schedule=every(4), on_error=on_error, overwrite=True)
         for step in range(N_STEPS):
-            optimizer.zero_grad()
-            loss = run.full_loss()
-            loss.backward()
-            optimizer.step()
+            loss = run.train_step()
             if rec is not None:
                 try:
                     rec.step(step, loss=loss.item())
@@ -128,7 +112,7 @@ def train(path: Path | None, on_error: str = "raise", seed: int = 0) -> dict:
             except WriterError as exc:
                 errors.append(str(exc))
     pinnlog_warnings = [str(w.message) for w in caught if "pinnlog" in str(w.message) and "fail" in str(w.message)]
-    weights = torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().copy()
+    weights = torch.cat([p.detach().flatten() for p in run.model.parameters()]).numpy().copy()
     return {"errors": errors, "warnings": pinnlog_warnings, "steps_done": steps_done, "weights": weights}
 
 

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the checkout's benchmarks package
 from benchmarks.reliability.campaign_run import toy_run, watching_commits
-from pinnlog.recorder import Recorder, every
+from pinnlog.recorder import every
 
 SCHEDULE, RAW_SCHEDULE = every(2), every(5)
 
@@ -35,24 +35,9 @@ def say(line: str) -> None:
 def record(path: str, seed: int, n_steps: int) -> None:
     torch.set_num_threads(1)
     run = toy_run(n_batches=4, batch_size=32, width=32, seed=seed)
-    model, optimizer = run.model, run.optimizer
-    rec = Recorder(
-        path,
-        model,
-        optimizer,
-        run.batch_loss,
-        run.n_batches,
-        schedule=SCHEDULE,
-        raw_schedule=RAW_SCHEDULE,
-        residuals=run.residuals,
-        probe=run.x[:16],
-        overwrite=True,
-    )
+    rec = run.recorder(path, schedule=SCHEDULE, raw_schedule=RAW_SCHEDULE, probe=run.x[:16], overwrite=True)
     for step in range(n_steps):
-        optimizer.zero_grad()
-        loss = run.full_loss()
-        loss.backward()
-        optimizer.step()
+        loss = run.train_step()
         if SCHEDULE(step) or RAW_SCHEDULE(step):
             say(f"P {step}")
         rec.step(step, loss=loss.item())

@@ -157,6 +157,13 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
         if not keep_manifest:
             drop_manifest(path)
 
+    def copy_with_chunk_replaced(path, array, make):
+        """The base store with the first chunk file of ``array`` removed and ``make(chunk_path)`` put in its place."""
+        copy(path)
+        chunk = first_chunk(path, array)
+        chunk.unlink()
+        make(chunk)
+
     @case("healthy", "the untouched base store (control)", False, 0)
     def _(p):
         copy(p, keep_manifest=True)
@@ -376,10 +383,7 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
     # -- the file system -----------------------------------------------------------------------------------
     @case("symlink_chunk_outside", "a chunk file is a symlink to a file outside the store", False, 1, "scalars/loss/c/0", True)
     def _(p):
-        copy(p)
-        chunk = first_chunk(p, "scalars/loss")
-        chunk.unlink()
-        chunk.symlink_to(outside / "secret.txt")
+        copy_with_chunk_replaced(p, "scalars/loss", lambda chunk: chunk.symlink_to(outside / "secret.txt"))
 
     @case("symlink_metadata_outside", "an array's zarr.json is a symlink leaving the store", True, 1, "scalars/loss/zarr.json")
     def _(p):
@@ -397,17 +401,11 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
 
     @case("symlink_dev_zero", "a chunk file is a symlink to /dev/zero (endless read)", False, 1, "/dev/zero", True)
     def _(p):
-        copy(p)
-        chunk = first_chunk(p, "residuals/residual")
-        chunk.unlink()
-        chunk.symlink_to("/dev/zero")
+        copy_with_chunk_replaced(p, "residuals/residual", lambda chunk: chunk.symlink_to("/dev/zero"))
 
     @case("fifo_chunk", "a chunk file is a named pipe (a read would block forever)", False, 1, "activations/layer_0", True)
     def _(p):
-        copy(p)
-        chunk = first_chunk(p, "activations/layer_0")
-        chunk.unlink()
-        os.mkfifo(chunk)
+        copy_with_chunk_replaced(p, "activations/layer_0", os.mkfifo)
 
     @case("fifo_metadata", "a group's zarr.json is a named pipe", True, 1, "activations/zarr.json")
     def _(p):
@@ -536,10 +534,7 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
 
     @case("symlink_loop_chunk", "a chunk that is a link to itself", False, 1, "link")
     def _(p):
-        copy(p)
-        chunk = first_chunk(p, "scalars/loss")
-        chunk.unlink()
-        chunk.symlink_to(chunk)
+        copy_with_chunk_replaced(p, "scalars/loss", lambda chunk: chunk.symlink_to(chunk))
 
     @case("compression_bomb", "a Blosc header promising 2 GiB", False, 1, "scalars/loss")
     def _(p):

@@ -11,8 +11,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from tiny_configs import tiny_config
 
-from benchmarks.pinns.configs import PROBLEMS, make_config, make_problem
+from benchmarks.pinns.configs import PROBLEMS, make_problem
 from benchmarks.pinns.trainer import PINNTrainer
 from pinnlog.analyzer import open_run
 from pinnlog.recorder import every
@@ -21,19 +22,9 @@ STEPS = 4
 
 
 def tiny(name):
-    return replace(
-        make_config(name, "cpu-small", steps=STEPS),
-        hidden=(12, 12),
-        n_collocation=48,
-        n_batches=4,
-        n_boundary=16,
-        n_probe=10,
-        test_every=2,
-        schedule=every(1),
-        raw_schedule=every(3),
-        residual_schedule=every(3),
-        probe_schedule=every(3),
-    )
+    config = tiny_config(name, steps=STEPS, hidden=(12, 12), n_collocation=48, n_boundary=16, n_probe=10, schedule=every(1))
+    snapshots = every(3)  # raw gradients, residuals and activations at the same captures
+    return replace(config, raw_schedule=snapshots, residual_schedule=snapshots, probe_schedule=snapshots)
 
 
 def problem_for(name):

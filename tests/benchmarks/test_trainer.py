@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from tiny_configs import tiny_config
 
 from benchmarks.pinns.configs import make_config, make_problem
 from benchmarks.pinns.helmholtz import Helmholtz
@@ -12,17 +13,7 @@ from benchmarks.pinns.trainer import MLP, PINNTrainer, TrainingConfig
 
 
 def tiny(name="burgers", **kw):
-    cfg = replace(
-        make_config(name, "cpu-small", steps=5),
-        hidden=(16, 16),
-        n_collocation=96,
-        n_batches=4,
-        n_boundary=24,
-        n_probe=8,
-        test_every=2,
-        **kw,
-    )
-    return cfg
+    return tiny_config(name, steps=5, hidden=(16, 16), n_collocation=96, n_boundary=24, n_probe=8, **kw)
 
 
 def test_mlp_is_xavier_normal_with_default_biases_and_the_authors_names():

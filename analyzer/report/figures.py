@@ -49,6 +49,9 @@ __all__ = [
 PHASE_COLORS = {"fitting": "#4C72B0", "diffusion": "#DD8452", "total diffusion": "#55A868"}
 
 Series = xr.DataArray | Mapping[str, xr.DataArray]
+Datasets = xr.Dataset | Mapping[str, xr.Dataset]
+#: a figure's ``colors``: ``{run label: colour}`` (default: :func:`run_colors` of the labels drawn)
+Colors = Mapping[str, Any] | None
 
 #: Steps written as people count them: 200, 5,000.
 STEP_FORMATTER = FuncFormatter(lambda step, _: f"{step:,.0f}" if step >= 1 else f"{step:g}")
@@ -287,24 +290,49 @@ def plot_snr(
     return ax
 
 
-def plot_gradient_norms(
-    norms: xr.Dataset | Mapping[str, xr.Dataset],
+def plot_gradient_norms(norms: Datasets, *, phases: Any = None, ax: Axes | None = None, colors: Colors = None) -> Axes:
+    """Norms of the batch mean ‖μ‖ (solid) and batch std ‖σ‖ (dashed) of the gradient (Fig A14)."""
+    return _plot_solid_and_dashed(
+        norms,
+        ("mean_norm", "‖mean‖"),
+        ("std_norm", "‖std‖"),
+        ylabel="gradient norm over batches",
+        default="gradient",
+        single_colors=("C0", "C3"),
+        phases=phases,
+        ax=ax,
+        colors=colors,
+    )
+
+
+def _plot_solid_and_dashed(
+    data: Datasets,
+    solid: tuple[str, str],
+    dashed: tuple[str, str],
     *,
+    ylabel: str,
+    default: str,
+    single_colors: tuple[Any, Any],
+    widths: tuple[float, float] = (1.3, 1.3),
     phases: Any = None,
     ax: Axes | None = None,
-    colors: Mapping[str, Any] | None = None,
+    colors: Colors = None,
 ) -> Axes:
-    """Norms of the batch mean ‖μ‖ (solid) and batch std ‖σ‖ (dashed) of the gradient (Fig A14)."""
+    """Two variables of a Dataset against step, log-log: ``solid = (variable, label)`` solid, ``dashed`` dashed.
+
+    One run (a Dataset, named ``default``) draws them in ``single_colors``; ``{label: Dataset}`` draws each run's
+    pair in the run's colour, labels prefixed by the run's.
+    """
     ax = _ax(ax)
-    runs, single = _runs(norms, "gradient")
+    runs, single = _runs(data, default)
     colors = colors or run_colors(list(runs))
     for label, ds in runs.items():
-        mean_color, std_color = ("C0", "C3") if single else (colors[label], colors[label])
+        solid_color, dashed_color = single_colors if single else (colors[label], colors[label])
         prefix = "" if single else f"{plain(label)}: "
-        _line(ax, ds["mean_norm"], color=mean_color, lw=1.3, label=f"{prefix}‖mean‖")
-        _line(ax, ds["std_norm"], color=std_color, lw=1.3, ls="--", label=f"{prefix}‖std‖")
+        _line(ax, ds[solid[0]], color=solid_color, lw=widths[0], label=f"{prefix}{solid[1]}")
+        _line(ax, ds[dashed[0]], color=dashed_color, lw=widths[1], ls="--", label=f"{prefix}{dashed[1]}")
     _log_axes(ax)
-    ax.set_ylabel("gradient norm over batches")
+    ax.set_ylabel(ylabel)
     shade_phases(ax, phases, colors=colors)
     _legend(ax)
     return ax

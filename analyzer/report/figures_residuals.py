@@ -11,35 +11,36 @@ from typing import Any
 
 import numpy as np
 import seaborn as sns
-import xarray as xr
 from matplotlib.axes import Axes
 
-from pinnlog.analyzer.report.figures import Series, _ax, _legend, _line, _log_axes, _runs, plain, run_colors, shade_phases
+from pinnlog.analyzer.report.figures import (
+    Colors,
+    Datasets,
+    Series,
+    _ax,
+    _plot_solid_and_dashed,
+    _runs,
+    plain,
+    run_colors,
+)
 
 __all__ = ["plot_distribution", "plot_homogeneity", "plot_rba_weight_distribution", "plot_residual_distribution"]
 
 
-def plot_homogeneity(
-    homogeneity: xr.Dataset | Mapping[str, xr.Dataset],
-    *,
-    phases: Any = None,
-    ax: Axes | None = None,
-    colors: Mapping[str, Any] | None = None,
-) -> Axes:
+def plot_homogeneity(homogeneity: Datasets, *, phases: Any = None, ax: Axes | None = None, colors: Colors = None) -> Axes:
     """Dispersion of the per-sample residuals over time: coefficient of variation (solid), max/mean (dashed)."""
-    ax = _ax(ax)
-    runs, single = _runs(homogeneity, "residuals")
-    colors = colors or run_colors(list(runs))
-    for label, ds in runs.items():
-        color = "C4" if single else colors[label]
-        prefix = "" if single else f"{plain(label)}: "
-        _line(ax, ds["cv"], color=color, lw=1.3, label=f"{prefix}std/mean |r|")
-        _line(ax, ds["max_over_mean"], color=color, lw=1.1, ls="--", label=f"{prefix}max/mean |r|")
-    _log_axes(ax)
-    ax.set_ylabel("residual dispersion (1 = homogeneous)")
-    shade_phases(ax, phases, colors=colors)
-    _legend(ax)
-    return ax
+    return _plot_solid_and_dashed(
+        homogeneity,
+        ("cv", "std/mean |r|"),
+        ("max_over_mean", "max/mean |r|"),
+        ylabel="residual dispersion (1 = homogeneous)",
+        default="residuals",
+        single_colors=("C4", "C4"),
+        widths=(1.3, 1.1),
+        phases=phases,
+        ax=ax,
+        colors=colors,
+    )
 
 
 def plot_distribution(

@@ -170,3 +170,21 @@ def assert_bitwise_identical(recorded: Trained, plain: Trained) -> None:
         for key, value in state.items():
             assert torch.equal(torch.as_tensor(recorded.optimizer["state"][i][key]), torch.as_tensor(value)), (i, key)
     assert torch.equal(recorded.rng, plain.rng)
+
+
+def disk_fills_after(monkeypatch, n_ok: int) -> None:
+    """Make every ``RunWriter.append`` after the first ``n_ok`` fail as a full disk does (ENOSPC)."""
+    import errno
+
+    from pinnlog.analyzer.store.write import RunWriter
+
+    real = RunWriter.append
+    calls = {"n": 0}
+
+    def append(self, group, rows, dims=None):
+        calls["n"] += 1
+        if calls["n"] > n_ok:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, group, rows, dims)
+
+    monkeypatch.setattr(RunWriter, "append", append)

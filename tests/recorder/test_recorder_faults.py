@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import threading
 import time
 import warnings
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from recorder_problems import disk_fills_after
 from torch import nn
 
 from pinnlog.analyzer import open_run
@@ -180,22 +180,9 @@ def test_nan_gradients_are_stored_as_they_are_with_one_warning(run_path):
 # -- writer failures --------------------------------------------------------------------------------
 
 
-def _disk_fills_after(monkeypatch, n_ok: int):
-    real = RunWriter.append
-    calls = {"n": 0}
-
-    def append(self, group, rows, dims=None):
-        calls["n"] += 1
-        if calls["n"] > n_ok:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, group, rows, dims)
-
-    monkeypatch.setattr(RunWriter, "append", append)
-
-
 @pytest.mark.filterwarnings("ignore:pinnlog. the writer thread is behind")
 def test_writer_failure_surfaces_at_a_later_call_and_the_prefix_survives(run_path, monkeypatch):
-    _disk_fills_after(monkeypatch, n_ok=6)  # scalars and gradient_stats commits alternate
+    disk_fills_after(monkeypatch, n_ok=6)  # scalars and gradient_stats commits alternate
     rec = _recorder(run_path, schedule=every(1))
     raised_at = None
     with pytest.raises(WriterError) as excinfo:
@@ -218,7 +205,7 @@ def test_writer_failure_surfaces_at_a_later_call_and_the_prefix_survives(run_pat
 
 
 def test_writer_failure_with_on_error_warn_keeps_training(run_path, monkeypatch):
-    _disk_fills_after(monkeypatch, n_ok=2)
+    disk_fills_after(monkeypatch, n_ok=2)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with _recorder(run_path, schedule=every(1), on_error="warn") as rec:

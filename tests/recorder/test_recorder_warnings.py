@@ -7,13 +7,13 @@ exactly that kind, and a ``RuntimeWarning``, so filters written for older releas
 
 from __future__ import annotations
 
-import errno
 import time
 import warnings
 
 import pytest
 
 torch = pytest.importorskip("torch")
+from recorder_problems import disk_fills_after
 from torch import nn
 
 from pinnlog.analyzer.errors import (
@@ -76,19 +76,6 @@ def _assert_kind(caught, fragment: str, kind: type[Warning]) -> None:
     assert issubclass(kind, RecorderWarning) and issubclass(kind, PinnlogWarning) and issubclass(kind, RuntimeWarning)
 
 
-def _disk_full(monkeypatch, n_ok: int) -> None:
-    real = RunWriter.append
-    calls = {"n": 0}
-
-    def append(self, group, rows, dims=None):
-        calls["n"] += 1
-        if calls["n"] > n_ok:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, group, rows, dims)
-
-    monkeypatch.setattr(RunWriter, "append", append)
-
-
 def test_non_finite_gradients(run_path):
     x, y = _data()
     model = _mlp()
@@ -107,7 +94,7 @@ def test_non_finite_gradients(run_path):
 
 
 def test_recording_stopped_with_on_error_warn(run_path, monkeypatch):
-    _disk_full(monkeypatch, n_ok=1)
+    disk_fills_after(monkeypatch, n_ok=1)
     x, y = _data()
     model = _mlp()
 
@@ -122,7 +109,7 @@ def test_recording_stopped_with_on_error_warn(run_path, monkeypatch):
 
 
 def test_recording_stopped_while_closing_after_an_exception(run_path, monkeypatch):
-    _disk_full(monkeypatch, n_ok=0)
+    disk_fills_after(monkeypatch, n_ok=0)
     x, y = _data()
     model = _mlp()
 

@@ -60,6 +60,24 @@ def _train_step(model, optimizer, x, y) -> None:
     optimizer.step()
 
 
+def _sgd_recorder(run_path, model, x, y, batch_loss=None, **options) -> Recorder:
+    """A Recorder of K batches over an SGD optimizer (``batch_loss``: the plain MSE of each batch by default)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    return Recorder(run_path, model, optimizer, batch_loss or _batch_loss(x, y), K, **options)
+
+
+def _train_recorded(run_path, model, x, y, *, steps: int, schedule, adam=False, change=None, **options) -> None:
+    """Train ``steps`` SGD (or Adam) steps under a Recorder; ``change(step, optimizer)`` may alter the model
+    before a step, or return a new optimizer that the recorder is not told about."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2) if adam else torch.optim.SGD(model.parameters(), lr=0.01)
+    with Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=schedule, **options) as rec:
+        for step in range(steps):
+            if change is not None:
+                optimizer = change(step, optimizer) or optimizer
+            _train_step(model, optimizer, x, y)
+            rec.step(step)
+
+
 def _caught(fn) -> list[warnings.WarningMessage]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -85,7 +103,7 @@ def test_non_finite_gradients(run_path):
         return plain(m, b) * float("nan") if b == 1 else plain(m, b)
 
     def run():
-        with Recorder(run_path, model, torch.optim.SGD(model.parameters(), lr=0.01), batch_loss, K, schedule=every(1)) as rec:
+        with _sgd_recorder(run_path, model, x, y, batch_loss, schedule=every(1)) as rec:
             for step in range(3):
                 rec.step(step)
                 rec.flush()
@@ -99,8 +117,7 @@ def test_recording_stopped_with_on_error_warn(run_path, monkeypatch):
     model = _mlp()
 
     def run():
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-        with Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=every(1), on_error="warn") as rec:
+        with _sgd_recorder(run_path, model, x, y, schedule=every(1), on_error="warn") as rec:
             for step in range(30):
                 rec.step(step)
                 time.sleep(0.002)
@@ -114,8 +131,7 @@ def test_recording_stopped_while_closing_after_an_exception(run_path, monkeypatc
     model = _mlp()
 
     def run():
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-        with pytest.raises(KeyError), Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=every(1)) as rec:
+        with pytest.raises(KeyError), _sgd_recorder(run_path, model, x, y, schedule=every(1)) as rec:
             rec.step(0)
             raise KeyError("the training loop failed")
 
@@ -125,7 +141,7 @@ def test_recording_stopped_while_closing_after_an_exception(run_path, monkeypatc
 def test_a_recorder_left_open_at_exit(run_path):
     x, y = _data()
     model = _mlp()
-    rec = Recorder(run_path, model, torch.optim.SGD(model.parameters(), lr=0.01), _batch_loss(x, y), K, schedule=every(1))
+    rec = _sgd_recorder(run_path, model, x, y, schedule=every(1))
     rec.step(0)
     caught = _caught(recorder_module._close_forgotten_recorders)  # what the atexit hook runs
     _assert_kind([w for w in caught if str(run_path) in str(w.message)], "was not closed", RecorderNotClosedWarning)
@@ -145,9 +161,7 @@ def test_a_writer_that_keeps_training_waiting(run_path, monkeypatch):
     model = _mlp()
 
     def run():
-        with Recorder(
-            run_path, model, torch.optim.SGD(model.parameters(), lr=0.01), _batch_loss(x, y), K, schedule=every(1)
-        ) as rec:
+        with _sgd_recorder(run_path, model, x, y, schedule=every(1)) as rec:
             for step in range(20):
                 rec.step(step, loss=step)
 
@@ -162,54 +176,42 @@ def test_the_vectorised_engine_falling_back(run_path):
         xs, ys = x.view(K, N, 3)[batches], y.view(K, N, 1)[batches]
         return ((m(xs) - ys) ** 2).mean(dim=(1, 2))
 
-    def run():
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-        with Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=every(1), batch_losses=batch_losses) as rec:
-            for step in range(2):
-                _train_step(model, optimizer, x, y)
-                rec.step(step)
-
-    _assert_kind(_caught(run), "vectorised gradient engine falls back", EngineFallbackWarning)
+    caught = _caught(lambda: _train_recorded(run_path, model, x, y, steps=2, schedule=every(1), batch_losses=batch_losses))
+    _assert_kind(caught, "vectorised gradient engine falls back", EngineFallbackWarning)
 
 
 def test_a_layer_frozen_mid_run(run_path):
     x, y = _data()
     model = _mlp()
 
-    def run():
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-        with Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=every(2)) as rec:
-            for step in range(6):
-                if step == 3:
-                    model[0].requires_grad_(False)
-                _train_step(model, optimizer, x, y)
-                rec.step(step)
+    def freeze_the_first_layer_at_step_3(step, optimizer):
+        if step == 3:
+            model[0].requires_grad_(False)
 
-    _assert_kind(_caught(run), "frozen", ModelChangedWarning)
+    caught = _caught(
+        lambda: _train_recorded(run_path, model, x, y, steps=6, schedule=every(2), change=freeze_the_first_layer_at_step_3)
+    )
+    _assert_kind(caught, "frozen", ModelChangedWarning)
 
 
 def test_a_new_optimizer_not_given_to_the_recorder(run_path):
     x, y = _data()
     model = _mlp()
 
-    def run():
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        with Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=every(4)) as rec:
-            for step in range(9):
-                if step == 5:
-                    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # rec.optimizer is not told
-                _train_step(model, optimizer, x, y)
-                rec.step(step)
+    def a_new_optimizer_at_step_5(step, optimizer):
+        if step == 5:
+            return torch.optim.Adam(model.parameters(), lr=1e-3)  # rec.optimizer is not told
+        return None
 
-    _assert_kind(_caught(run), "rec.optimizer = new_optimizer", StaleOptimizerWarning)
+    caught = _caught(
+        lambda: _train_recorded(run_path, model, x, y, steps=9, schedule=every(4), adam=True, change=a_new_optimizer_at_step_5)
+    )
+    _assert_kind(caught, "rec.optimizer = new_optimizer", StaleOptimizerWarning)
 
 
 def test_residuals_with_no_schedule_to_record_them(run_path):
     x, y = _data()
     model = _mlp()
 
-    def run():
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-        Recorder(run_path, model, optimizer, _batch_loss(x, y), K, residuals=lambda m: (m(x) - y).squeeze(-1)).close()
-
-    _assert_kind(_caught(run), "neither is set", UnscheduledCaptureWarning)
+    caught = _caught(lambda: _sgd_recorder(run_path, model, x, y, residuals=lambda m: (m(x) - y).squeeze(-1)).close())
+    _assert_kind(caught, "neither is set", UnscheduledCaptureWarning)

@@ -310,6 +310,9 @@ def watch(
     run: RunArg,
     out: ReportDirOpt = None,
     every: Annotated[float, typer.Option("--every", min=0.1, help="Seconds between two looks at the run.")] = 30.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="Write the report of what is committed now and stop, finished or not.")
+    ] = False,
     smooth: SmoothOpt = None,
     scheduler: SchedulerOpt = None,
     quiet: QuietOpt = False,
@@ -320,7 +323,7 @@ def watch(
     rewrites report.html, summary.json and the figures from the steps committed so far, and prints the
     phase the run is in (fitting, diffusion, total diffusion: docs/phases.md). Reading never
     blocks or slows the writer. Stops after the report that first sees the run complete (or interrupted),
-    which covers the whole run; Ctrl-C stops it earlier. A run killed without closing stays "recording":
+    which covers the whole run; Ctrl-C stops it earlier, --once after the first report. A run killed without closing stays "recording":
     run `pinnlog verify --repair RUN` to mark it interrupted.
 
     Exit status: 0 the run finished and its report is written; 2 a user mistake (no such run, nothing to
@@ -343,7 +346,7 @@ def watch(
         )
 
     try:
-        report = watch_run(run, out, every=every, smooth=smooth, scheduler=scheduler, on_refresh=said)
+        report = watch_run(run, out, every=every, smooth=smooth, scheduler=scheduler, on_refresh=said, once=once)
     except KeyboardInterrupt:
         if written:  # between two refreshes, or during one (which leaves the previous report as it was)
             raise Interrupted(f"interrupted; {written[-1].out_dir} holds the report of the last refresh") from None

@@ -64,6 +64,7 @@ def watch_run(
     scheduler: str | None = None,
     on_refresh: Callable[[Refresh], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    once: bool = False,
 ):
     """Rewrite the report of ``path`` as its recording advances; return the last report when it stops.
 
@@ -82,6 +83,9 @@ def watch_run(
         Called with a :class:`Refresh` after every look that found something new.
     sleep : callable
         How to wait (tests pass a fake).
+    once : bool
+        Look once, write that report, and return, whether or not the run has finished
+        (``pinnlog watch --once``: a cron job or a script that refreshes the report itself).
 
     Returns
     -------
@@ -113,7 +117,7 @@ def watch_run(
                 refresh.waiting_for, waiting = str(exc), exc
             if on_refresh is not None:
                 on_refresh(refresh)
-        if status in FINISHED:
+        if status in FINISHED or once:
             if report is None and waiting is not None:
                 raise waiting  # the run ended with nothing to draw: the same one-line error as analyze
             return report

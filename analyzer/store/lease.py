@@ -148,8 +148,11 @@ class Lease:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             os.write(fd, self._document())
-        finally:
+        except OSError:
             os.close(fd)
+            os.unlink(tmp)  # a full disk: leave no partial lease behind
+            raise
+        os.close(fd)
         os.replace(tmp, self.path)
 
     def acquire(self, *, heartbeat: bool = True) -> Lease:

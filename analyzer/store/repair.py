@@ -15,7 +15,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 
-from pinnlog.analyzer.errors import CorruptStoreError, ReadOnlyStoreError, short
+from pinnlog.analyzer.errors import CorruptStoreError, PinnlogError, ReadOnlyStoreError, short
 from pinnlog.analyzer.store.format import GROUPS
 from pinnlog.analyzer.store.guards import SafeLocalStore, disallowed_codecs, unsafe_entries
 from pinnlog.analyzer.store.location import open_writable
@@ -24,6 +24,16 @@ from pinnlog.analyzer.store.verify import VerifyReport, verify_run
 from pinnlog.analyzer.store.write import set_rows
 
 __all__ = ["ReadOnlyStoreError", "RepairReport", "repair_run"]
+
+
+#: Bytes a repair must be able to write before it changes anything (the lease and the rewritten metadata).
+REPAIR_ROOM_BYTES = 256 * 1024
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _check_writable(path: str | os.PathLike) -> None:
@@ -35,11 +45,20 @@ def _check_writable(path: str | os.PathLike) -> None:
     folders = [root] + [
         os.path.join(root, n) for n in sorted(os.listdir(root)) if n in GROUPS and os.path.isdir(os.path.join(root, n))
     ]
+    # Room for the lease and the rewritten metadata too: on a full disk an empty probe file is created
+    # fine and the first real write fails half way through the repair.
+    root_meta = os.path.join(root, "zarr.json")
+    room = max(REPAIR_ROOM_BYTES, 2 * os.lstat(root_meta).st_size if os.path.isfile(root_meta) else 0)
     try:
         for folder in folders:
             fd, probe = tempfile.mkstemp(prefix=".pinnlog-write-test-", dir=folder)
-            os.close(fd)
-            os.unlink(probe)
+            try:
+                if folder == root:
+                    _write_all(fd, bytes(room))
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
             meta = os.path.join(folder, "zarr.json")
             if os.path.isfile(meta):
                 os.close(os.open(meta, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)))
@@ -130,6 +149,13 @@ def repair_run(path: str | os.PathLike) -> RepairReport:
                 ) from None
     try:
         actions = _repair(store, loc, root_doc, path)
+    except OSError as exc:
+        if isinstance(exc, PinnlogError):
+            raise
+        raise ReadOnlyStoreError(
+            f"{path}: repair stopped, the store cannot be written ({exc.strerror or type(exc).__name__}); "
+            "no committed step was dropped: free space (or fix permissions) and run `pinnlog verify --repair` again"
+        ) from exc
     finally:
         if lease is not None:
             lease.release()

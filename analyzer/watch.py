@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pinnlog.analyzer.errors import EmptyRunError, WatchArgumentError
+from pinnlog.analyzer.store.guards import guarded
 from pinnlog.analyzer.store.read import group_sizes, open_store_group, read_root_attrs
 
 __all__ = ["DEFAULT_EVERY", "Refresh", "WatchArgumentError", "watch_run"]
@@ -52,7 +53,7 @@ def _look(path) -> tuple[str, dict[str, int]]:
     """``status`` and ``{group: n_committed}``, from metadata only (cheap on any store size)."""
     root = open_store_group(path)
     attrs = read_root_attrs(root, path)
-    return str(attrs.get("status", "recording")), group_sizes(root, path)
+    return str(attrs.get("status", "recording")), guarded(path, "the list of groups", group_sizes, root, path)
 
 
 def watch_run(

@@ -207,7 +207,8 @@ def errors_side_by_side(curves: Mapping[str, xr.DataArray | None]) -> dict:
                 if step not in chosen:
                     chosen.append(step)
             for step in chosen:
-                errors = {label: float(values[np.searchsorted(steps, step)]) for label, (steps, values) in finite.items()}
+                # by equality, not searchsorted: a damaged store's steps need not be sorted (verify says so)
+                errors = {label: float(values[np.flatnonzero(steps == step)[-1]]) for label, (steps, values) in finite.items()}
                 at_steps.append({"step": step, "errors": errors})
     return {"lowest": lowest, "final": final, "at_steps": at_steps}
 

@@ -18,6 +18,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pinnlog.analyzer.output import open_new, write_new
 from pinnlog.analyzer.report.compose import FIGURES, Drawn, RunResult, Skipped, compose_one
 
@@ -34,14 +36,54 @@ def drawing_processes() -> int:
     return max(1, min(MAX_PROCESSES, len(os.sched_getaffinity(0))))
 
 
+#: Largest magnitude drawn as it is. matplotlib's tick locators compute powers of ten past the view
+#: limits, which overflow to inf (OverflowError) for data near 1e300; a diverged run reaches such values.
+DRAWABLE_MAX = 1e200
+
+
+def clip_to_drawable(figure) -> int:
+    """Clip every curve's values to ``±DRAWABLE_MAX`` (log axes: ``[1/DRAWABLE_MAX, DRAWABLE_MAX]``) in place.
+
+    Returns how many points were moved; NaN and inf are left as they are (matplotlib does not draw them).
+    A diverged run is real data: its curve runs along the edge of the plot instead of failing the report.
+    """
+    moved = 0
+    for ax in figure.axes:
+        changed = False
+        for line in ax.get_lines():
+            for axis, get, set_ in (("x", line.get_xdata, line.set_xdata), ("y", line.get_ydata, line.set_ydata)):
+                try:
+                    values = np.asarray(get(), dtype=float)
+                except (TypeError, ValueError):  # dates or categories: nothing to clip
+                    continue
+                log = (ax.get_xscale() if axis == "x" else ax.get_yscale()) == "log"
+                low, high = (1 / DRAWABLE_MAX, DRAWABLE_MAX) if log else (-DRAWABLE_MAX, DRAWABLE_MAX)
+                finite = np.isfinite(values)
+                outside = finite & ((values > high) | (values < low) & (~log | (values > 0)))
+                if outside.any():
+                    set_(np.where(outside, np.clip(values, low, high), values))
+                    moved += int(outside.sum())
+                    changed = True
+        if changed:
+            ax.relim()
+            ax.autoscale_view()
+    return moved
+
+
 def write_figure(drawn: Drawn, out: Path) -> tuple[dict, bytes]:
     """Save ``NAME.png`` and ``NAME.svg``; return the summary entry and the PNG bytes (for the page)."""
+    if clip_to_drawable(drawn.figure):
+        drawn.notes.append(
+            f"values beyond {DRAWABLE_MAX:.0e} in magnitude (a diverged run) are drawn at the edge, {DRAWABLE_MAX:.0e}; "
+            "summary.json and the exports hold them as recorded"
+        )
     buffer = io.BytesIO()
-    drawn.figure.savefig(buffer, format="png", dpi=110)
+    with np.errstate(over="ignore"):  # log-axis transforms of huge values overflow harmlessly to inf
+        drawn.figure.savefig(buffer, format="png", dpi=110)
     png = buffer.getvalue()
     write_new(out / f"{drawn.name}.png", png)
     drawn.figure.set_layout_engine("none")  # keep the layout the PNG got: the SVG is the same figure, sooner
-    with open_new(out / f"{drawn.name}.svg") as svg:
+    with open_new(out / f"{drawn.name}.svg") as svg, np.errstate(over="ignore"):
         drawn.figure.savefig(svg, format="svg")
     entry = {
         "name": drawn.name,
@@ -59,7 +101,8 @@ def _ignore_interrupts() -> None:
 
 def _draw_one(runs: Sequence[RunResult], name: str, out: Path) -> tuple[dict | None, bytes | None, dict | None]:
     """``(entry, png, None)`` for a drawn figure, ``(None, None, skipped)`` for a skipped one, else Nones."""
-    item = compose_one(runs, name)
+    with np.errstate(over="ignore"):  # a diverged run's 1e300s overflow in log-axis transforms: drawn clipped
+        item = compose_one(runs, name)
     if item is None:
         return None, None, None
     if isinstance(item, Skipped):

@@ -273,17 +273,24 @@ def describe_run(path: str | os.PathLike) -> dict[str, Any]:
     """Metadata-only facts about a run (what ``pinnlog info`` prints): attrs, groups, shapes, bytes."""
     root = open_store_group(path)
     attrs = read_root_attrs(root, path)
-    groups = []
-    for name, n in group_sizes(root, path).items():
-        group = root[name]
-        assert isinstance(group, zarr.Group), f"{name} is an array"  # group_sizes lists groups only
-        shapes, nbytes = {}, 0
-        for var, arr in group.arrays():
-            dims = dimension_names(arr) or ()
-            shape = list(arr.shape)
-            if dims and dims[0] == GROUPS[name].axis:
-                shape[0] = min(shape[0], n)
-            shapes[var] = tuple(shape)
-            nbytes += int(arr.nbytes_stored())
-        groups.append({"name": name, "n_committed": n, "shapes": shapes, "bytes": nbytes})
+    # metadata zarr cannot parse (not JSON, an unknown codec, a bad chunk key separator ...) is one
+    # CorruptStoreError naming the group, as open_run says it
+    sizes = guarded(path, "the list of groups", group_sizes, root, path)
+    groups = [guarded(path, f"group {name!r}", _describe_group, root, name, n, path) for name, n in sizes.items()]
     return {"path": str(path), "attrs": attrs, "groups": groups, "bytes": sum(g["bytes"] for g in groups)}
+
+
+def _describe_group(root: zarr.Group, name: str, n: int, path) -> dict[str, Any]:
+    group = root[name]
+    assert isinstance(group, zarr.Group), f"{name} is an array"  # group_sizes lists groups only
+    shapes: dict[str, tuple[int, ...]] = {}
+    nbytes = 0
+    for var, arr in group.arrays():
+        _check_codecs(arr, path, f"{name}/{var}")  # info lists sizes only, but never of an array it would refuse
+        dims = dimension_names(arr) or ()
+        shape = list(arr.shape)
+        if dims and dims[0] == GROUPS[name].axis:
+            shape[0] = min(shape[0], n)
+        shapes[var] = tuple(shape)
+        nbytes += int(arr.nbytes_stored())
+    return {"name": name, "n_committed": n, "shapes": shapes, "bytes": nbytes}

@@ -105,6 +105,7 @@ CASE_NAMES = (
     "huge_static_shape",
     "storage_transformers",
     "bad_chunk_separator",
+    "diverged_values",
 )
 
 
@@ -569,6 +570,14 @@ def build_corpus(out_dir: Path, marker: Path) -> dict[str, HostileCase]:
             "scalars/loss",
             lambda d: d.__setitem__("chunk_key_encoding", {"name": "default", "configuration": {"separator": "|"}}),
         )
+
+    @case("diverged_values", "a diverged run: test error 3e265, loss up to 1e308 (real data, not damage)", False, 0)
+    def _(p):
+        copy(p)
+        g = zarr.open_group(p, mode="r+")
+        n = g["scalars/test_error"].shape[0]
+        g["scalars/test_error"][...] = np.full(n, 3e265)
+        g["scalars/loss"][...] = np.logspace(0, 308, n)
 
     assert tuple(cases) == CASE_NAMES, "CASE_NAMES must list the cases build_corpus writes, in order"
     return cases

@@ -106,3 +106,14 @@ def enospc_disk(work):
             yield mount
 
     return disk()
+
+
+def test_a_diverged_run_is_drawn_clipped_not_a_crash(analyzed):
+    # test error 3e265 and a loss up to 1e308: matplotlib's log tick locator overflowed on them (issue 13)
+    result, out = analyzed("diverged_values")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    loss = next(f for f in summary["figures"] if f["name"] == "loss")
+    assert any("drawn at the edge" in note for note in loss["notes"]), loss
+    assert (out / "loss.png").stat().st_size > 0
+    assert summary["runs"][0]["final"]["test_error"] == 3e265  # the numbers are kept as recorded

@@ -201,12 +201,13 @@ def build_log_cases(out: Path) -> dict[str, Path]:
     return cases
 
 
-def log_outcomes(name: str, folder: Path, work: Path) -> list[Outcome]:
+def log_outcomes(name: str, folder: Path, work: Path, commands=STORE_COMMANDS) -> list[Outcome]:
+    """``import-paper-logs`` of one log folder, then ``commands`` on the store it wrote (if it wrote one)."""
     work.mkdir(parents=True, exist_ok=True)
     imported = work / "imported.zarr"
     result = [outcome(name, "import-paper-logs", "import-paper-logs", folder, "-o", imported)]
     if imported.exists():  # what was imported must be readable by every command
-        result += [o for o in store_outcomes(name, imported, imported, work / "of_import") if o.command != "import-paper-logs"]
+        result += [store_command(c, name, imported, imported, work / "of_import") for c in commands]
     return result
 
 

@@ -6,7 +6,10 @@
    initial-condition loss, a 3-class classifier; raw snapshots and weights recorded), target 0;
 3. live writer: ``--repair`` and ``overwrite=True`` racing a live writer, rows lost (target 0);
 4. peak RSS of ``pinnlog info`` on the worst metadata the caps allow (a root zarr.json of
-   METADATA_MAX_BYTES holding one long list of small numbers), target <= 200 MB.
+   METADATA_MAX_BYTES holding one long list of small numbers), target <= 200 MB;
+5. tracebacks over the hostile corpus x commands, and exits outside the documented set, target 0
+   (``benchmarks/reliability/corpus_commands.py``);
+6. victim files changed by outputs written through links, target 0 (``benchmarks/reliability/writes_outside.py``).
 
 Run from the repository root::
 
@@ -184,6 +187,10 @@ def main(argv=None) -> int:
         print(f"false alarms on {n} recorder-written stores: {alarms}", flush=True)
         for note in notes[:5]:
             print("  " + note[:300])
+    from benchmarks.reliability import corpus_commands, writes_outside
+
+    writes_outside.main([])
+    corpus_commands.main([])
     return 0
 
 

@@ -56,12 +56,27 @@ def open_store_group(path: str | os.PathLike, storage_options: dict | None = Non
         root = zarr.open_group(store=store, mode="r", zarr_format=3, use_consolidated=False)
         _check_whole_store(store, root, path)
         return root
+    except CorruptStoreError as exc:
+        _root_document_refused(store, path)  # as verify says it: a root zarr.json refused is not a store (exit 2)
+        raise
     except PinnlogError:
         raise
     except FileNotFoundError as exc:
         raise StoreNotFoundError(str(path)) from exc
     except Exception as exc:
         raise NotAStoreError(f"{path} is not a readable Zarr v3 group ({type(exc).__name__}); pass a pinnlog run store") from exc
+
+
+def _root_document_refused(store, path) -> None:
+    """Raise ``NotAStoreError`` if the root ``zarr.json`` itself is refused (over the size or depth caps, a link ...)."""
+    from pinnlog.analyzer.store.metadata import read_root
+
+    try:
+        read_root(store, path)
+    except NotAStoreError:
+        raise
+    except PinnlogError:  # the root is readable; the refusal was about something else
+        pass
 
 
 def _check_whole_store(store, root: zarr.Group, path) -> None:

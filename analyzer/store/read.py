@@ -56,7 +56,7 @@ def open_store_group(path: str | os.PathLike, storage_options: dict | None = Non
         root = zarr.open_group(store=store, mode="r", zarr_format=3, use_consolidated=False)
         _check_whole_store(store, root, path)
         return root
-    except CorruptStoreError as exc:
+    except CorruptStoreError:
         _root_document_refused(store, path)  # as verify says it: a root zarr.json refused is not a store (exit 2)
         raise
     except PinnlogError:

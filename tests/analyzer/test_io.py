@@ -202,8 +202,10 @@ def test_unknown_format_minor(tmp_path, minor):
 
 
 def test_a_format_1_0_store_gets_the_name_coordinates_of_1_1():
-    """The sample logs are format 1.0 (no ``tensor`` array): open_run builds the coordinates from ``layout``."""
-    path = Path(__file__).parents[2] / "sample_logs" / "ac_vanilla.zarr"
+    """The Helmholtz sample logs are format 1.0 (no ``tensor`` array): open_run builds the coordinates from ``layout``."""
+    path = Path(__file__).parents[2] / "sample_logs" / "helmholtz_vanilla.zarr"
+    if not path.is_dir():
+        pytest.skip("sample_logs/helmholtz_vanilla.zarr is not in this checkout")
     assert "pinnlog_format_minor" not in zarr.open_group(path, mode="r").attrs
     assert "tensor" not in zarr.open_group(path, mode="r")["gradient_stats"]
     run = open_run(path)

@@ -145,7 +145,9 @@ def test_sum_w2_is_checked_against_weight_snapshots(healthy, tmp_path):
 
 def test_a_store_without_checksums_opens_with_one_note(tmp_path):
     # a shipped sample recorded before format 1.2 (the Allen-Cahn pair was re-recorded with checksums)
-    old = [p for p in sorted(SAMPLES.glob("*.zarr")) if "checksums" not in json.loads((p / "zarr.json").read_text())["attributes"]]
+    old = [
+        p for p in sorted(SAMPLES.glob("*.zarr")) if "checksums" not in json.loads((p / "zarr.json").read_text())["attributes"]
+    ]
     if not old:
         pytest.skip("no sample store without checksums in this checkout")
     store = old[0]

@@ -154,7 +154,9 @@ def site_scheduler():
 
 def on_site(text: str, scheduler: str | None) -> str:
     for documented, here in SITE.items():
-        text = text.replace(documented, scheduler if here is None else here)  # type: ignore[arg-type]
+        here = scheduler if here is None else here
+        if here is not None:
+            text = text.replace(documented, here)
     return text
 
 

@@ -264,7 +264,8 @@ def report_cluster(path: Path, truth: np.ndarray, args, limit: int, on_disk: int
     return ok
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line this script accepts (tests/test_docs.py parses the documented commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gigabytes", type=float, default=3.0, help="raw batch_gradients to write (GB, 1e9 bytes)")
     parser.add_argument(
@@ -283,7 +284,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--workdir", default="/tmp", help="where the store is written (deleted after)")
     parser.add_argument("--entropy-repeats", type=int, default=30)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
 
     from dask.utils import parse_bytes
 

@@ -88,14 +88,19 @@ def cuda_graph_route(model, problem, layout):
     return replay
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line this script accepts (tests/test_docs.py parses the documented commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="K = 8 batches of 32 points, 2 repeats")
     parser.add_argument("--skip", default="", help="comma-separated routes to skip, e.g. func")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = dict(n_batches=8, batch_size=32) if args.quick else {}

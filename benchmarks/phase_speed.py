@@ -40,13 +40,18 @@ def _python_pelt(log_values: np.ndarray, penalty: float, queue) -> None:
     queue.put((time.perf_counter() - start, bkps))
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line this script accepts (tests/test_docs.py parses the documented commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--pelt-timeout", type=float, default=120.0)
     parser.add_argument("--ours-only", action="store_true", help="skip the ruptures baselines (minutes on 10^5 points)")
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
 
     signal, truth = piecewise_snr(4, NOISE, 0, steps=np.arange(1, args.points + 1))
     steps, log_values = signal["step"].values, np.log10(signal.values)

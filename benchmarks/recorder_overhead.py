@@ -391,7 +391,8 @@ def _capture_breakdown(trainer, rec, first_step: int, repeats: int = 10) -> dict
     return {part: statistics.median(v) for part, v in parts.items()}
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line this script accepts (tests/test_docs.py parses the documented commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=3000, help="steps of the whole-run comparison (b)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats of (a)")
@@ -407,7 +408,11 @@ def main(argv=None) -> None:
         default="both",
         help="gradient engine(s): (a) measures each; (b) and (d) the vectorised one when both",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     if args.quick:
         args.steps, args.repeats = 200, 3
     args.engines = ["loop", "vectorised"] if args.engine == "both" else [args.engine]

@@ -103,13 +103,18 @@ def train(out, steps=300, paper=False, device="cpu", overwrite=True):
     return Path(out)
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line this script accepts (tests/test_docs.py parses the documented commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/allen_cahn.zarr")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--paper", action="store_true", help="the paper's network and batches (for a GPU)")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     path = train(args.out, args.steps, args.paper, args.device)
     print(f"recorded {path}; next: pinnlog analyze {path}")
 

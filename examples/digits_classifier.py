@@ -105,13 +105,18 @@ def train(out: str | Path, steps: int = 3000, seed: int = 0, overwrite: bool = T
     return Path(out) if "://" not in str(out) else out
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line this script accepts (tests/test_docs.py parses the documented commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/digits.zarr", help="run store to write (replaced if it exists)")
     parser.add_argument("--steps", type=int, default=3000, help="optimizer steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-report", action="store_true", help="record only; do not run pinnlog analyze")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(1)  # a 64-wide MLP: more threads only add synchronisation
     path = train(args.out, args.steps, args.seed)
     print(f"recorded {path}")

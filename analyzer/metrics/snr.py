@@ -370,7 +370,8 @@ def check_consistency(run: xr.DataTree) -> xr.Dataset:
     For every step that has both a ``batch_gradients`` snapshot and a ``gradient_stats`` row:
     ``sums_rel_diff`` is the largest relative difference over tensors and over ``sum_mu2``,
     ``sum_sigma2``, ``sum_rms2``; ``snr_rel_diff`` and ``srr_b_rel_diff`` compare the whole-net,
-    weights-only ratios. A healthy store is below 1e-6 everywhere (``pinnlog verify``).
+    weights-only ratios. The gaps come from float32 rounding of the raw rows: near 1e-7, larger where
+    sigma^2 << mu^2 (a high SNR); ``pinnlog verify`` holds each to its rounding bound instead of one threshold.
 
     Parameters
     ----------

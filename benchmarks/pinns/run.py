@@ -127,5 +127,12 @@ def main(
     )
 
 
+def parse_args(argv: list[str]) -> dict:
+    """The parameters ``main`` would get from the command line ``argv`` (click's parser; a mistake raises click.UsageError)."""
+    command = typer.main.get_command(app)
+    with command.make_context("python -m benchmarks.pinns.run", list(argv)) as context:
+        return dict(context.params)
+
+
 if __name__ == "__main__":
     app()  # typer's standalone mode: a bad option prints usage and exits 2

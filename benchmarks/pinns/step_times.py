@@ -9,7 +9,7 @@ wall time. Both medians come from the same run, so the ratio holds on a busy mac
 
 from __future__ import annotations
 
-import sys
+import argparse
 import warnings
 
 import numpy as np
@@ -54,9 +54,17 @@ def step_times(path: str) -> dict[str, float]:
     }
 
 
-def main(paths: list[str]) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line this script accepts (tests/test_docs.py parses the documented commands with it)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("stores", nargs="+", help="run stores written by benchmarks.pinns.run")
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     warnings.simplefilter("ignore")
-    for path in paths:
+    for path in args.stores:
         t = step_times(path)
         print(
             f"{path}: step {t['plain_ms']:.1f} ms, step with capture {t['capture_ms']:.1f} ms "
@@ -66,4 +74,4 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -162,12 +162,17 @@ def info_rss(work: Path) -> tuple[float, int]:
     return rss_kb / 1024, size
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line this script accepts (tests/test_docs.py parses the documented commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stores", type=int, default=50)
     parser.add_argument("--flips", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         detected, flips = bit_flips(work, args.flips, args.seed)

@@ -94,6 +94,8 @@ def steepest_descent_onset(curve: xr.DataArray, after: int = 0) -> int | None:
     """First step of the steepest falling segment (log10 value vs log10 step) of ``curve`` after step
     ``after``: where a test error starts its fastest convergence (total diffusion, Sec. 3.1). None when
     the curve is too short or nothing falls."""
+    # a test error is evaluated at some steps only: the NaN rows between are not values, and not worth a warning
+    curve = curve.dropna(curve.dims[0]) if curve.ndim == 1 else curve
     try:
         detector = PhaseDetector(min_size=4).fit(curve)
         detector.predict()

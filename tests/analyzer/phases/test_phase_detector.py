@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import ruptures as rpt
 import xarray as xr
 
 from pinnlog.analyzer.phases import PhaseDetectionError, PhaseDetector
+from pinnlog.analyzer.phases.detect import steepest_descent_onset
 
 SEEDS = range(10)
 
@@ -154,3 +157,16 @@ def test_user_mistakes_are_one_line_errors(piecewise_snr):
         PhaseDetector().fit(signal.isel(step=slice(0, 3)))
     with pytest.raises(PhaseDetectionError, match=r"call fit\(signal\) before predict"):
         PhaseDetector().predict()
+
+
+def test_a_sparsely_evaluated_test_error_gives_its_onset_without_a_warning():
+    """A test error is evaluated at some steps only; the NaN rows between are not values to warn about."""
+    steps = np.unique(np.geomspace(1, 20_000, 600).astype(int))
+    error = np.where(steps < 1_000, 0.5 * steps**-0.05, 0.5 * 1_000**-0.05 * (steps / 1_000.0) ** -2.0)
+    evaluated = xr.DataArray(error, dims="step", coords={"step": steps}, name="relative_l2")
+    sparse = evaluated.where(np.arange(steps.size) % 3 == 0)  # NaN where no evaluation ran
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        onset = steepest_descent_onset(sparse)
+    assert onset == steepest_descent_onset(sparse.dropna("step"))
+    assert 500 <= onset <= 2_000  # the fall starts at step 1,000

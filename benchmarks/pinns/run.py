@@ -74,6 +74,10 @@ def main(
     engine: Annotated[
         GradientEngine, typer.Option(help="Gradient engine of the captures: auto (vectorised for allen_cahn), loop, vectorised.")
     ] = GradientEngine.auto,
+    overlap: Annotated[
+        bool,
+        typer.Option(help="Vanilla runs: gradient captures in a background thread while training goes on (same numbers)."),
+    ] = False,
 ) -> None:
     """Train one benchmark PINN the way the paper does and record its gradient statistics.
 
@@ -87,6 +91,8 @@ def main(
         cfg = make_config(name, config.value, steps=steps)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if overlap and rba:
+        raise typer.BadParameter("--overlap needs --vanilla: RBA updates its weights λ in place at every step")
     if out is not None and out.exists() and not overwrite:
         raise typer.BadParameter(f"{out} already exists; pass --overwrite or choose another --out")
     if threads is not None:
@@ -113,7 +119,7 @@ def main(
             bar.update(task, advance=1, **fields)
 
         try:
-            history = trainer.train(out=out, overwrite=overwrite, on_step=on_step, engine=engine.value)
+            history = trainer.train(out=out, overwrite=overwrite, on_step=on_step, engine=engine.value, overlap=overlap)
         except PinnlogError as exc:  # a user mistake reported by the recorder: one line, exit 2
             console.print(f"error: {exc}", markup=False, highlight=False)
             raise typer.Exit(2) from None

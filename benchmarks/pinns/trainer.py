@@ -260,10 +260,15 @@ class PINNTrainer:
         cfg["hidden"] = list(cfg["hidden"])
         return {**self.problem.describe(), "rba": self.rba, "seed": self.seed, "device": str(self.device), **cfg}
 
-    def make_recorder(self, out: str | Path, overwrite: bool = False, engine: str = "auto"):
-        """A pinnlog ``Recorder`` for this run, on the config's schedules (``engine``: the gradient engine)."""
+    def make_recorder(self, out: str | Path, overwrite: bool = False, engine: str = "auto", overlap: bool = False):
+        """A pinnlog ``Recorder`` for this run, on the config's schedules (``engine``: the gradient engine;
+        ``overlap``: captures in a background thread, vanilla runs only)."""
         from pinnlog.recorder import Recorder
 
+        if overlap and self.rba:
+            # the batch losses read RBA's λ, which every training step updates in place: a background
+            # capture would read it while it changes (docs/recording.md#overlapped-captures)
+            raise ValueError("overlap needs a vanilla run: RBA updates its weights λ in place at every step")
         c = self.config
         return Recorder(
             out,
@@ -282,6 +287,7 @@ class PINNTrainer:
             probe_schedule=c.probe_schedule,
             config=self.recorder_config(),
             overwrite=overwrite,
+            overlap=overlap,
         )
 
     def train(
@@ -292,6 +298,7 @@ class PINNTrainer:
         overwrite: bool = False,
         on_step: Callable[[int, dict[str, float]], None] | None = None,
         engine: str = "auto",
+        overlap: bool = False,
     ) -> dict[str, list[float]]:
         """Train for ``steps`` (default: the config's), recording into ``out`` when given.
 
@@ -300,7 +307,7 @@ class PINNTrainer:
         command line's progress bar). Returns ``{"step": [...], "test_error": [...]}``.
         """
         steps = self.config.steps if steps is None else int(steps)
-        recording = self.make_recorder(out, overwrite, engine) if out is not None else contextlib.nullcontext()
+        recording = self.make_recorder(out, overwrite, engine, overlap) if out is not None else contextlib.nullcontext()
         with recording as recorder:
             for step in range(steps):
                 scalars = self.train_step()

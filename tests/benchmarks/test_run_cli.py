@@ -75,3 +75,35 @@ def test_the_sample_config_reruns_to_an_identical_store(tmp_path):
     assert (cfg["pde"], cfg["rba"], cfg["a1"], cfg["a2"], cfg["config_name"]) == ("helmholtz", True, 1.0, 4.0, "cpu-helmholtz")
     result = runner.invoke(app, ["allen_cahn", "--config", "cpu-helmholtz", "--steps", "2"])
     assert result.exit_code == 2 and "is for helmholtz only" in result.output
+
+
+def test_overlap_records_in_the_background_the_same_store(tmp_path, monkeypatch):
+    # --overlap hands captures to the recorder's capture thread; the store must equal a synchronous run's
+    import torch
+
+    from pinnlog.recorder import Recorder
+
+    started = []
+    start_background = Recorder._start_background
+
+    def spy(self, *args, **kwargs):
+        started.append(start_background(self, *args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(Recorder, "_start_background", spy)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # --threads 1 would outlive this test
+    stores = {}
+    for name, extra in (("sync", []), ("overlap", ["--overlap"])):
+        stores[name] = tmp_path / f"{name}.zarr"
+        args = ["allen_cahn", "--steps", "12", "--seed", "1", "--threads", "1", "--no-progress", "--out", str(stores[name])]
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        if name == "sync":
+            assert started == []  # without --overlap nothing goes to the capture thread
+    assert started.count(True) >= 4  # every(2): captures at 0 (synchronous self-check), 2, ..., 10
+    a, b = (_store_arrays(p) for p in stores.values())
+    assert sorted(a) == sorted(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    result = runner.invoke(app, ["allen_cahn", "--rba", "--overlap", "--steps", "2"])
+    assert result.exit_code == 2 and "--overlap needs --vanilla" in result.output

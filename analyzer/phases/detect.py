@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
+import ruptures as rpt
 import xarray as xr
 
 from pinnlog.analyzer.phases.detector import PhaseDetectionError, PhaseDetector, _signal_arrays
@@ -24,6 +25,17 @@ __all__ = ["MAX_WIDTH", "detect_phases", "phase_evidence", "phases_from_metrics"
 
 MAX_WIDTH = 1.0  # decades: a boundary whose 95 % interval is wider is "too noisy" to place
 MIN_DECADES = 0.6  # a curve spanning fewer decades of steps is "too short" (3 segments of 0.2 decade)
+
+
+class DetectorOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`PhaseDetector` that ``detect_phases`` passes on."""
+
+    cost: str | rpt.base.BaseCost
+    min_size: int
+    bins_per_decade: int
+    penalty: float | None
+    refine: bool
+    despike: int
 
 
 def _slope(curve: xr.DataArray | None, first: int, last: int) -> float | None:
@@ -149,12 +161,6 @@ def detect_phases(
     signal: xr.DataArray,
     n_phases: int | None = None,
     *,
-    cost="linear",
-    min_size: int = 4,
-    bins_per_decade: int = 20,
-    penalty: float | None = None,
-    refine: bool = True,
-    despike: int = 3,
     regime: float | str | None = "auto",
     labels: bool = True,
     dim: Hashable | None = None,
@@ -162,6 +168,7 @@ def detect_phases(
     loss: xr.DataArray | None = None,
     residual_homogeneity: xr.DataArray | None = None,
     max_width: float = MAX_WIDTH,
+    **detector_options: Unpack[DetectorOptions],
 ) -> PhaseTable | dict[Hashable, PhaseTable]:
     """Segment a positive curve into training phases and label them (fitting, diffusion, total diffusion).
 
@@ -174,8 +181,6 @@ def detect_phases(
         Force the number of phases (segments); the table then has exactly this many rows.
         Default: chosen by a BIC penalty from a robust noise estimate, and neighbouring segments
         that get the same label are merged into one phase.
-    cost, min_size, bins_per_decade, penalty, refine, despike
-        Passed to :class:`PhaseDetector`.
     regime : float, "auto" or None
         Value of the curve that separates the deterministic from the stochastic regime, used by
         the labelling rule (:func:`label_segments`): 1 for SNR and SRR_C, ``1/sqrt(2)`` for SRR_B
@@ -192,6 +197,8 @@ def detect_phases(
     max_width : float
         A boundary whose 95 % interval (:meth:`PhaseDetector.intervals`) is wider than this many
         decades makes the verdict ``"too noisy"``.
+    **detector_options : cost, min_size, bins_per_decade, penalty, refine, despike
+        Passed to :class:`PhaseDetector` (its defaults apply).
 
     Returns
     -------
@@ -218,32 +225,25 @@ def detect_phases(
             table = detect_phases(
                 curve,
                 n_phases,
-                cost=cost,
-                min_size=min_size,
-                bins_per_decade=bins_per_decade,
-                penalty=penalty,
-                refine=refine,
-                despike=despike,
                 regime=regime,
                 labels=labels,
                 max_width=max_width,
                 test_error=test_error,
                 loss=loss,
                 residual_homogeneity=residual_homogeneity,
+                **detector_options,
             )
             assert isinstance(table, PhaseTable)  # one curve (no dim): one table
             tables[key] = table
         return tables
-    detector = PhaseDetector(
-        cost, min_size=min_size, bins_per_decade=bins_per_decade, penalty=penalty, refine=refine, despike=despike
-    )
+    detector = PhaseDetector(**detector_options)
     settings: dict[str, Any] = {
         "cost": detector.cost if isinstance(detector.cost, str) else type(detector.cost).__name__,
         "min_size": detector.min_size,
         "bins_per_decade": detector.bins_per_decade,
         "despike": detector.despike,
         "n_phases": n_phases,
-        "refine": refine,
+        "refine": detector.refine,
     }
     steps, _, name = _signal_arrays(signal)
     positive = steps[steps > 0]

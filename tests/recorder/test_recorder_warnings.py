@@ -66,6 +66,22 @@ def _sgd_recorder(run_path, model, x, y, batch_loss=None, **options) -> Recorder
     return Recorder(run_path, model, optimizer, batch_loss or _batch_loss(x, y), K, **options)
 
 
+def _warnings_of_recording(
+    run_path, n_steps: int, *, batch_loss=None, each_step=None, **options
+) -> list[warnings.WarningMessage]:
+    """The warnings given while the seeded MLP on ``_data`` is recorded for ``n_steps`` steps, each one captured;
+    ``each_step(rec, step)`` stands for the plain ``rec.step(step)``."""
+    x, y = _data()
+    model = _mlp()
+
+    def run():
+        with _sgd_recorder(run_path, model, x, y, batch_loss, schedule=every(1), **options) as rec:
+            for step in range(n_steps):
+                (each_step or Recorder.step)(rec, step)
+
+    return _caught(run)
+
+
 def _train_recorded(run_path, model, x, y, *, steps: int, schedule, adam=False, change=None, **options) -> None:
     """Train ``steps`` SGD (or Adam) steps under a Recorder; ``change(step, optimizer)`` may alter the model
     before a step, or return a new optimizer that the recorder is not told about."""
@@ -95,34 +111,28 @@ def _assert_kind(caught, fragment: str, kind: type[Warning]) -> None:
 
 
 def test_non_finite_gradients(run_path):
-    x, y = _data()
-    model = _mlp()
-    plain = _batch_loss(x, y)
+    plain = _batch_loss(*_data())
 
     def batch_loss(m, b):
         return plain(m, b) * float("nan") if b == 1 else plain(m, b)
 
-    def run():
-        with _sgd_recorder(run_path, model, x, y, batch_loss, schedule=every(1)) as rec:
-            for step in range(3):
-                rec.step(step)
-                rec.flush()
+    def step_and_flush(rec, step):
+        rec.step(step)
+        rec.flush()
 
-    _assert_kind(_caught(run), "non-finite batch gradients", NonFiniteGradientWarning)
+    caught = _warnings_of_recording(run_path, 3, batch_loss=batch_loss, each_step=step_and_flush)
+    _assert_kind(caught, "non-finite batch gradients", NonFiniteGradientWarning)
 
 
 def test_recording_stopped_with_on_error_warn(run_path, monkeypatch):
     disk_fills_after(monkeypatch, n_ok=1)
-    x, y = _data()
-    model = _mlp()
 
-    def run():
-        with _sgd_recorder(run_path, model, x, y, schedule=every(1), on_error="warn") as rec:
-            for step in range(30):
-                rec.step(step)
-                time.sleep(0.002)
+    def step_and_pause(rec, step):
+        rec.step(step)
+        time.sleep(0.002)
 
-    _assert_kind(_caught(run), "training continues unrecorded", RecordingStoppedWarning)
+    caught = _warnings_of_recording(run_path, 30, each_step=step_and_pause, on_error="warn")
+    _assert_kind(caught, "training continues unrecorded", RecordingStoppedWarning)
 
 
 def test_recording_stopped_while_closing_after_an_exception(run_path, monkeypatch):
@@ -157,15 +167,8 @@ def test_a_writer_that_keeps_training_waiting(run_path, monkeypatch):
         return real(self, group, rows, dims)
 
     monkeypatch.setattr(RunWriter, "append", slow_append)
-    x, y = _data()
-    model = _mlp()
-
-    def run():
-        with _sgd_recorder(run_path, model, x, y, schedule=every(1)) as rec:
-            for step in range(20):
-                rec.step(step, loss=step)
-
-    _assert_kind(_caught(run), "writer thread is behind", WriterBehindWarning)
+    caught = _warnings_of_recording(run_path, 20, each_step=lambda rec, step: rec.step(step, loss=step))
+    _assert_kind(caught, "writer thread is behind", WriterBehindWarning)
 
 
 def test_the_vectorised_engine_falling_back(run_path):

@@ -161,7 +161,8 @@ def srr_b(stats, *, per_layer: bool = False, include_bias: bool = False, trained
     Returns
     -------
     xarray.DataArray
-        ``srr_b`` over ``(step,)`` or ``(step, layer)``.
+        ``srr_b`` over ``(step,)`` or ``(step, layer)``; lazy if the input is. All-zero batch gradients
+        (‖rms‖ = 0) give NaN with a ``DegenerateMetricWarning`` (at compute time for dask).
 
     References
     ----------
@@ -199,7 +200,8 @@ def srr_c(stats, *, per_layer: bool = False, include_bias: bool = True, trained_
     Returns
     -------
     xarray.DataArray
-        ``srr_c`` over ``(step,)`` or ``(step, layer)``.
+        ``srr_c`` over ``(step,)`` or ``(step, layer)``; lazy if the input is. A NaN in the moments
+        summed gives NaN with a ``DegenerateMetricWarning``; ε keeps the denominator above 0.
 
     References
     ----------

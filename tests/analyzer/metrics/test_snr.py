@@ -276,3 +276,26 @@ def test_lazy_degenerate_warns_at_compute_not_at_call():
     with pytest.warns(DegenerateMetricWarning, match="zero denominator"):
         values = lazy.values
     assert np.isinf(values).all()
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_srr_b_and_srr_c_degenerate_captures_are_nan_with_a_warning(lazy):
+    """What their docstrings promise: SRR_B of all-zero batch gradients is 0/0 = NaN, SRR_C of a NaN moment is NaN,
+    each with a DegenerateMetricWarning; the other captures keep their values (Eq. 17, Eq. 13)."""
+    layout, _ = mlp_layout((2, 3, 1))
+    g = np.random.default_rng(3).normal(size=(3, 4, sum(e["numel"] for e in layout))).astype(np.float32)
+    g[1] = 0  # no gradient at all at the second capture
+    ds = stats_dataset(g, layout, lazy)
+    m_hat2, denom2 = np.full(ds["sum_mu2"].shape, 0.25), np.full(ds["sum_mu2"].shape, 4.0)
+    m_hat2[2, 0] = np.nan  # a NaN first moment at the third capture
+    ds = ds.assign(sum_m_hat2=(("step", "tensor"), m_hat2), sum_adam_denom2=(("step", "tensor"), denom2))
+    with pytest.warns(DegenerateMetricWarning, match="zero denominator"):
+        b = srr_b(ds, include_bias=True).values
+    with np.errstate(invalid="ignore"):
+        want_b = numpy_ratios(g, layout, include_bias=True)[1]
+    assert np.isnan(b[1]) and np.isnan(want_b[1])
+    np.testing.assert_allclose(b[[0, 2]], want_b[[0, 2]], rtol=1e-9)
+    with pytest.warns(DegenerateMetricWarning, match="NaN"):
+        c = srr_c(ds).values
+    assert np.isnan(c[2])
+    np.testing.assert_allclose(c[:2], np.sqrt(0.25 / 4.0), rtol=1e-12)  # every tensor: sqrt(sum m^2 / sum denom^2)

@@ -82,16 +82,25 @@ def _warnings_of_recording(
     return _caught(run)
 
 
-def _train_recorded(run_path, model, x, y, *, steps: int, schedule, adam=False, change=None, **options) -> None:
-    """Train ``steps`` SGD (or Adam) steps under a Recorder; ``change(step, optimizer)`` may alter the model
-    before a step, or return a new optimizer that the recorder is not told about."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2) if adam else torch.optim.SGD(model.parameters(), lr=0.01)
-    with Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=schedule, **options) as rec:
-        for step in range(steps):
-            if change is not None:
-                optimizer = change(step, optimizer) or optimizer
-            _train_step(model, optimizer, x, y)
-            rec.step(step)
+def _warnings_of_training(
+    run_path, *, steps: int, schedule, model=None, adam=False, change=None, **options
+) -> list[warnings.WarningMessage]:
+    """The warnings given while ``model`` (default: the seeded MLP) trains ``steps`` SGD (or Adam) steps on
+    ``_data`` under a Recorder; ``change(step, model, optimizer)`` may alter the model before a step, or
+    return a new optimizer that the recorder is not told about."""
+    x, y = _data()
+    model = _mlp() if model is None else model
+
+    def run():
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2) if adam else torch.optim.SGD(model.parameters(), lr=0.01)
+        with Recorder(run_path, model, optimizer, _batch_loss(x, y), K, schedule=schedule, **options) as rec:
+            for step in range(steps):
+                if change is not None:
+                    optimizer = change(step, model, optimizer) or optimizer
+                _train_step(model, optimizer, x, y)
+                rec.step(step)
+
+    return _caught(run)
 
 
 def _caught(fn) -> list[warnings.WarningMessage]:
@@ -173,42 +182,35 @@ def test_a_writer_that_keeps_training_waiting(run_path, monkeypatch):
 
 def test_the_vectorised_engine_falling_back(run_path):
     x, y = _data()
-    model = _mlp(batchnorm=True)  # BatchNorm in train mode mixes a batch's samples: the loop must run it
 
     def batch_losses(m, batches):
         xs, ys = x.view(K, N, 3)[batches], y.view(K, N, 1)[batches]
         return ((m(xs) - ys) ** 2).mean(dim=(1, 2))
 
-    caught = _caught(lambda: _train_recorded(run_path, model, x, y, steps=2, schedule=every(1), batch_losses=batch_losses))
+    # BatchNorm in train mode mixes a batch's samples: the loop must run it
+    model = _mlp(batchnorm=True)
+    caught = _warnings_of_training(run_path, steps=2, schedule=every(1), model=model, batch_losses=batch_losses)
     _assert_kind(caught, "vectorised gradient engine falls back", EngineFallbackWarning)
 
 
+def _freeze_the_first_layer_at_step_3(step, model, optimizer):
+    if step == 3:
+        model[0].requires_grad_(False)
+
+
 def test_a_layer_frozen_mid_run(run_path):
-    x, y = _data()
-    model = _mlp()
-
-    def freeze_the_first_layer_at_step_3(step, optimizer):
-        if step == 3:
-            model[0].requires_grad_(False)
-
-    caught = _caught(
-        lambda: _train_recorded(run_path, model, x, y, steps=6, schedule=every(2), change=freeze_the_first_layer_at_step_3)
-    )
+    caught = _warnings_of_training(run_path, steps=6, schedule=every(2), change=_freeze_the_first_layer_at_step_3)
     _assert_kind(caught, "frozen", ModelChangedWarning)
 
 
+def _a_new_optimizer_at_step_5(step, model, optimizer):
+    if step == 5:
+        return torch.optim.Adam(model.parameters(), lr=1e-3)  # rec.optimizer is not told
+    return None
+
+
 def test_a_new_optimizer_not_given_to_the_recorder(run_path):
-    x, y = _data()
-    model = _mlp()
-
-    def a_new_optimizer_at_step_5(step, optimizer):
-        if step == 5:
-            return torch.optim.Adam(model.parameters(), lr=1e-3)  # rec.optimizer is not told
-        return None
-
-    caught = _caught(
-        lambda: _train_recorded(run_path, model, x, y, steps=9, schedule=every(4), adam=True, change=a_new_optimizer_at_step_5)
-    )
+    caught = _warnings_of_training(run_path, steps=9, schedule=every(4), adam=True, change=_a_new_optimizer_at_step_5)
     _assert_kind(caught, "rec.optimizer = new_optimizer", StaleOptimizerWarning)
 
 

@@ -59,7 +59,8 @@ def rba_weight_spread(residuals) -> xr.Dataset:
     Parameters
     ----------
     residuals : xarray.Dataset or xarray.DataTree
-        The run or its ``residuals`` group: ``rba_weight (step, sample)``.
+        The run or its ``residuals`` group: ``rba_weight (step, sample)``, recorded when the recorder's
+        ``residuals(model)`` returns the pair ``(residual, rba_weight)``; without it, ``MissingGroupError``.
 
     Returns
     -------

@@ -8,8 +8,10 @@ import pytest
 import xarray as xr
 
 from pinnlog.analyzer import open_run
+from pinnlog.analyzer.errors import MissingGroupError
 from pinnlog.analyzer.metrics import (
     DegenerateMetricWarning,
+    rba_weight_spread,
     relative_l2,
     residual_homogeneity,
     steps_to_error,
@@ -75,6 +77,13 @@ def test_degenerate_residuals_warn_instead_of_raising():
         got = residual_homogeneity(residual_group(values, lazy=True)).compute()
     assert got["cv"].values[0] == 0.0 and np.isnan(got["cv"].values[1:]).all()
     assert np.isnan(got["max_over_mean"].values[1:]).all()
+
+
+def test_rba_weight_spread_of_residuals_recorded_without_weights_names_the_recorder_option():
+    """A residuals group without ``rba_weight`` (``residuals(model)`` returned the residual alone): its docstring's
+    MissingGroupError, naming ``residuals=``."""
+    with pytest.raises(MissingGroupError, match=r"no 'rba_weight'.*residuals="):
+        rba_weight_spread(residual_group(np.ones((3, 8)), lazy=False))
 
 
 def test_relative_l2_is_the_recorded_test_error(run, truth):

@@ -350,6 +350,8 @@ def export_run(
         Default :func:`default_export_path`.
     label : str, optional
         The run's name in TensorBoard (default: the store's name).
+    progress : callable, optional
+        ``progress(description, done, total)``: opening, computing the curves, writing.
 
     Raises
     ------

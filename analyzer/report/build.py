@@ -333,6 +333,8 @@ def analyze_run(
         Test-error levels for "steps to reach" (default 10%, 5%, 1%).
     scheduler : str, optional
         Address of a ``dask.distributed`` scheduler; default: local threads.
+    label : str, optional
+        The run's name in the report's titles and ``summary.json`` (default: the store's name).
     progress : callable, optional
         ``progress(description, done, total)``.
 

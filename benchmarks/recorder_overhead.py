@@ -38,6 +38,7 @@ same process so that load on a shared machine hits both alike. Prints:
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
@@ -178,33 +179,45 @@ CADENCE_TARGETS = {"every100": 1.03, "paper": 1.10}
 
 
 def whole_run_ratio(args, problem, tmp: Path) -> None:
-    """(b) and (c): two identical runs, plain and recorded, advanced one step each in turn.
+    """(b) and (c): two identical runs, plain and recorded, advanced in turn one block of steps at a time.
 
-    Alternating single steps (not long blocks) makes the load of a shared machine fall on both alike.
+    Blocks of one step (the default) make the load of a shared machine fall on both runs alike. With
+    ``--overlap`` a capture runs on in the background while the plain run's next block is timed, so each
+    recorded block (``--block`` steps, default 50) ends with ``rec.flush()``: a capture is charged to the
+    recorded block that started it.
     """
     plain_model, plain_opt = make_run(args.device)
     model, optimizer = make_run(args.device)
     engine = args.engines[-1]
     schedule = CADENCES[args.cadence]
     rec = _paper_recorder(tmp / "run.zarr", model, optimizer, problem, schedule, engine, overlap=args.overlap)
+    block = args.block or (50 if args.overlap else 1)
     t_plain = t_rec = 0.0
     step_calls: list[float] = []
-    for step in range(args.steps):
-        t_plain += _timed(args.device, lambda: plain_step(plain_model, plain_opt, problem))
-        _sync(args.device)
-        t0 = time.perf_counter()
-        loss = plain_step(model, optimizer, problem)
-        c0 = time.perf_counter()
-        rec.step(step, loss=loss)
-        if not schedule(step):
-            step_calls.append(time.perf_counter() - c0)
-        if step == args.steps - 1:
+
+    def plain_block(steps: range) -> None:
+        for _ in steps:
+            plain_step(plain_model, plain_opt, problem)
+
+    def recorded_block(steps: range) -> None:
+        for step in steps:
+            loss = plain_step(model, optimizer, problem)
+            c0 = time.perf_counter()
+            rec.step(step, loss=loss)
+            if not schedule(step):
+                step_calls.append(time.perf_counter() - c0)
+        if args.overlap:
+            rec.flush()
+        if steps[-1] == args.steps - 1:
             rec.close()
-        _sync(args.device)
-        t_rec += time.perf_counter() - t0
+
+    for first in range(0, args.steps, block):
+        steps = range(first, min(first + block, args.steps))
+        t_plain += _timed(args.device, functools.partial(plain_block, steps))
+        t_rec += _timed(args.device, functools.partial(recorded_block, steps))
     identical = all(torch.equal(a, b) for a, b in zip(plain_model.parameters(), model.parameters()))
     print(
-        f"(b) [{engine}{', overlap' if args.overlap else ''}, engines used {sorted(set(rec._engine.history))}] {args.steps} steps, "
+        f"(b) [{engine}{', overlap' if args.overlap else ''}, blocks of {block}, engines used {sorted(set(rec._engine.history))}] {args.steps} steps, "
         f"schedule={schedule!r} ({len(rec._engine.history)} captures), shared_loss: plain {t_plain:.1f} s, recorded {t_rec:.1f} s "
         f"(incl. close), ratio {t_rec / t_plain:.3f}   (target <= {CADENCE_TARGETS[args.cadence]}); final weights bitwise identical: {identical}"
     )
@@ -412,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,d,e")
     parser.add_argument("--cadence", choices=tuple(CADENCES), default="every100", help="(b): every(100), or the paper's cadence")
     parser.add_argument("--overlap", action="store_true", help="(b): Recorder(overlap=True), captures in the background")
+    parser.add_argument("--block", type=int, default=None, help="(b): steps per alternating block (default 1; 50 with --overlap)")
     parser.add_argument("--inplace-every", type=int, default=10, help="(e): steps per block, one capture each")
     parser.add_argument("--inplace-blocks", type=int, default=16, help="(e): timed blocks per variant")
     parser.add_argument(

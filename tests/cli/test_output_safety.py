@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,23 @@ from pinnlog.analyzer.report.html import esc
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, make_store):
     return make_store(tmp_path_factory.mktemp("safety"), n_steps=10, layers=(2, 4, 1), seed=3, name="run.zarr")
+
+
+@pytest.fixture(scope="module")
+def previous_report(store, tmp_path_factory) -> Path:
+    """``analyze_run(store, ..., smooth=1)``, drawn once (seconds): tests that need an earlier report in place
+    copy it (read-only use); the tests of a fresh report still draw their own."""
+    from pinnlog.analyzer.report import analyze_run
+
+    out = tmp_path_factory.mktemp("previous") / "report"
+    analyze_run(store, out, smooth=1)
+    return out
+
+
+def previous_report_at(previous_report: Path, out: Path) -> Path:
+    """The earlier report at ``out``, as ``analyze_run(store, out, smooth=1)`` would have left it."""
+    shutil.copytree(previous_report, out)
+    return out
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -77,11 +95,10 @@ def test_open_new_never_follows_a_link(tmp_path):
     assert target.read_text() == "keep"
 
 
-def test_a_failing_report_leaves_the_previous_one_byte_for_byte(store, tmp_path, monkeypatch):
+def test_a_failing_report_leaves_the_previous_one_byte_for_byte(store, previous_report, tmp_path, monkeypatch):
     from pinnlog.analyzer.report import analyze_run, build
 
-    out = tmp_path / "report"
-    analyze_run(store, out, smooth=1)
+    out = previous_report_at(previous_report, tmp_path / "report")
     before = tree_digest(out)
     assert "report.html" in before
 
@@ -96,11 +113,10 @@ def test_a_failing_report_leaves_the_previous_one_byte_for_byte(store, tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary folder is left
 
 
-def test_ctrl_c_while_drawing_keeps_the_previous_report_and_says_so(cli, store, tmp_path, monkeypatch):
-    from pinnlog.analyzer.report import analyze_run, build
+def test_ctrl_c_while_drawing_keeps_the_previous_report_and_says_so(cli, store, previous_report, tmp_path, monkeypatch):
+    from pinnlog.analyzer.report import build
 
-    out = tmp_path / "report"
-    analyze_run(store, out, smooth=1)
+    out = previous_report_at(previous_report, tmp_path / "report")
     before = tree_digest(out)
 
     def interrupted(runs, stage, progress):
@@ -118,11 +134,10 @@ def test_ctrl_c_while_drawing_keeps_the_previous_report_and_says_so(cli, store, 
     assert not fresh.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 
 
-def test_a_new_report_replaces_an_old_one_whole_but_keeps_foreign_files(store, tmp_path):
+def test_a_new_report_replaces_an_old_one_whole_but_keeps_foreign_files(store, previous_report, tmp_path):
     from pinnlog.analyzer.report import analyze_run
 
-    out = tmp_path / "report"
-    analyze_run(store, out, smooth=1)
+    out = previous_report_at(previous_report, tmp_path / "report")
     (out / "stale_figure.png").write_bytes(b"from an older version")
     analyze_run(store, out, smooth=1)
     assert not (out / "stale_figure.png").exists()  # a folder of ours is replaced whole

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import hypothesis
 import numpy as np
 import xarray as xr
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -212,12 +212,18 @@ class FuzzResult:
     failure: str | None = None
 
 
-def fuzz(name: str, max_examples: int, seed: int = 0) -> FuzzResult:
-    """Run ``max_examples`` hypothesis examples of target ``name``; an undocumented exception is the failure."""
+def fuzz(name: str, max_examples: int, seed: int = 0, *, shrink: bool = True) -> FuzzResult:
+    """Run ``max_examples`` hypothesis examples of target ``name``; an undocumented exception is the failure.
+
+    ``shrink=False`` reports the first failing example as found, without hypothesis's search for a smaller one
+    (the same exception, seconds sooner: for a test that only needs to see that a failure is reported).
+    """
     result = FuzzResult(name)
     target = TARGETS[name]
+    phases = tuple(Phase) if shrink else tuple(p for p in Phase if p not in (Phase.shrink, Phase.explain))
 
     @settings(
+        phases=phases,
         max_examples=max_examples,
         deadline=None,
         database=None,

@@ -13,6 +13,7 @@ import enum
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pinnlog.analyzer import __version__
-from pinnlog.analyzer.errors import ArgumentError, CorruptStoreError, PinnlogError
+from pinnlog.analyzer.errors import ArgumentError, CorruptStoreError, PinnlogError, PinnlogWarning
 from pinnlog.analyzer.output import Interrupted, printable
 
 #: Exit status of every command (docs/cli.md).
@@ -551,8 +552,15 @@ def _interrupted(message: str) -> None:
     sys.exit(EXIT_INTERRUPTED)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # One line per warning, without Python's source location: the command line's reader is not the code's.
+    text = str(message) if issubclass(category, PinnlogWarning) else f"{category.__name__}: {message}"
+    err_console.print(f"warning: {printable(text)}", markup=False, highlight=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``pinnlog`` console script (exit status: see the module docstring)."""
+    warnings.showwarning = _show_warning
     try:
         # The command runs without click's main(), which would turn Ctrl-C into a blank line and an Abort
         # and lose what the interrupted write kept; every exception is answered below instead.

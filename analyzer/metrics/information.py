@@ -117,7 +117,8 @@ def _binarized_share(stack: np.ndarray, bins: int, layer: str) -> np.ndarray:
     out = np.empty(flat.shape[0])
     for i, a in enumerate(flat):
         lo, hi = a.min(axis=0), a.max(axis=0)
-        span = hi - lo
+        with np.errstate(invalid="ignore"):  # inf - inf: such a capture is NaN just below
+            span = hi - lo
         varying = span > 0  # constant neurons have no range to bin: left out of the share
         if not np.isfinite(a).all() or not varying.any():
             reason = "non-finite activations" if not np.isfinite(a).all() else "every neuron is constant"

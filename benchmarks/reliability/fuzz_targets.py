@@ -212,6 +212,17 @@ class FuzzResult:
     failure: str | None = None
 
 
+# Every campaign's hypothesis settings besides its size: no deadline, no example database, random (not
+# derandomised even under hypothesis's CI profile), no blob, no health check (targets may be slow or reject inputs).
+CAMPAIGN_SETTINGS = {
+    "deadline": None,
+    "database": None,
+    "derandomize": False,
+    "print_blob": False,
+    "suppress_health_check": list(HealthCheck),
+}
+
+
 def fuzz(name: str, max_examples: int, seed: int = 0, *, shrink: bool = True) -> FuzzResult:
     """Run ``max_examples`` hypothesis examples of target ``name``; an undocumented exception is the failure.
 
@@ -222,15 +233,7 @@ def fuzz(name: str, max_examples: int, seed: int = 0, *, shrink: bool = True) ->
     target = TARGETS[name]
     phases = tuple(Phase) if shrink else tuple(p for p in Phase if p not in (Phase.shrink, Phase.explain))
 
-    @settings(
-        phases=phases,
-        max_examples=max_examples,
-        deadline=None,
-        database=None,
-        derandomize=False,
-        print_blob=False,
-        suppress_health_check=list(HealthCheck),
-    )
+    @settings(phases=phases, max_examples=max_examples, **CAMPAIGN_SETTINGS)
     @given(st.data())
     def run(data):
         result.examples += 1

@@ -147,7 +147,7 @@ def _max_relative_gap(a: np.ndarray, b: np.ndarray) -> float:
 
 def _gradient_stats(per_layer: NormLog) -> xr.Dataset:
     """The ``gradient_stats`` group of the store, in memory: the format-1 reductions of the norms."""
-    with np.errstate(over="ignore"):  # norms beyond 1e154 square to inf, which the checks after the import report
+    with np.errstate(over="ignore"):  # a norm beyond ~1e154 squares to inf: stored as inf, no numpy warning line
         mu2, sigma2 = per_layer.mean**2, per_layer.std**2
     n = len(per_layer.tensors)
     return xr.Dataset(

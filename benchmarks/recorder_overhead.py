@@ -19,7 +19,8 @@ same process so that load on a shared machine hits both alike. Prints:
     floor, one full-batch gradient alone / plain step;
 (b) whole-run time recorded / plain with schedule=every(100) (target <= 1.03; ``--cadence paper``: every 2
     steps up to 300 then every 100, target <= 1.10; ``--overlap``: captures in the background): the two runs
-    advance one step each in turn; they must end bitwise identical;
+    advance in turn, one step at a time (``--block``: more; with ``--overlap`` 50 steps, each recorded block
+    ending with ``rec.flush()``); they must end bitwise identical;
 (c) mean time of rec.step on a non-capture step / plain step (target < 1 %);
 (d) the recorder's peak extra memory: the peak of live tensor bytes during a capture minus the peak of
     computing one batch gradient alone (which any capture needs), against 4 x P x 4 bytes without raw

@@ -158,9 +158,9 @@ def capture_ratio(args, problem, tmp: Path) -> dict:
     return med
 
 
-def _paper_recorder(path: Path, model, optimizer, problem, schedule, engine: str, overlap: bool = False) -> Recorder:
+def _paper_recorder(path: Path, model, optimizer, problem, schedule, engine: str, overlap: bool = False, **options) -> Recorder:
     """The paper's recording (residual batch losses, the IC loss shared) on ``schedule``, with the batched
-    residual losses the vectorised engine needs when ``engine`` is "vectorised"."""
+    residual losses the vectorised engine needs when ``engine`` is "vectorised"; ``options``: more Recorder keywords."""
     return Recorder(
         path,
         model,
@@ -171,6 +171,7 @@ def _paper_recorder(path: Path, model, optimizer, problem, schedule, engine: str
         shared_loss=problem.ic_loss,
         batch_losses=problem.residual_losses if engine == "vectorised" else None,
         overlap=overlap,
+        **options,
     )
 
 

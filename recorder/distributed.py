@@ -106,7 +106,7 @@ class DistributedRecorder:
         rank must pass the same; the store's ``n_batches`` is ``world_size * n_batches`` >= 2.
     shared_loss : callable, optional
         A batch-independent term added to each of this rank's batch losses (as ``Recorder``).
-    batch_losses, engine, check_every, chunk_size
+    batch_losses, engine, check_every, check_batches, chunk_size
         This rank's gradient engine (as ``Recorder``; ``batch_losses(model, batches)`` over this rank's
         batches). The store's ``gradient_stats/engine`` is "mixed" where ranks used different engines.
     schedule, raw_schedule, **options
@@ -127,6 +127,7 @@ class DistributedRecorder:
         batch_losses: Callable | None = None,
         engine: str = "auto",
         check_every: int | None = 1000,
+        check_batches: int | None = engines.CHECK_BATCHES,
         chunk_size: int | None = None,
         **options: Any,
     ):
@@ -153,6 +154,7 @@ class DistributedRecorder:
             batch_losses=batch_losses,
             engine=engine,
             check_every=check_every,
+            check_batches=check_batches,
             chunk_size=chunk_size,
         )
         self._check_ranks_agree()

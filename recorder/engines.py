@@ -14,8 +14,9 @@ vmapped model as an ordinary callable on (k, n, ...) inputs (input derivatives w
 gradient of batch b's loss (loss b depends on no other copy). ``batches`` is a ``slice`` of
 ``range(K)``: chunks of ``chunk_size`` batches bound the memory.
 
-Self-check: at the first capture and every ``check_every``-th, each chunk's rows are compared with the
-loop's; beyond ``tolerance`` (max over batches of ||g_vec - g_loop|| / ||g_loop||) the engine falls back
+Self-check: at the first capture and every ``check_every``-th, the rows of ``check_batches`` batches (the
+first, the last, and others that move on from check to check) are compared with the loop's gradients
+of the same batches; beyond ``tolerance`` (max over batches of ||g_vec - g_loop|| / ||g_loop||) the engine falls back
 to the loop for good, with one warning naming the reason. Models the vmap cannot run batch-wise
 (BatchNorm in train mode, dropout, data-dependent control flow, in-place buffer updates) fall back the
 same way. ``GradientEngine.history`` says which engine made each capture; the Recorder stores it
@@ -37,11 +38,13 @@ from pinnlog.recorder import captures
 from pinnlog.recorder.captures.gradients import ENGINE_CODES, _raw_reductions
 
 __all__ = [
+    "CHECK_BATCHES",
     "ENGINE_CODES",
     "ENGINE_NAMES",
     "GradientEngine",
     "Moments",
     "StackedModel",
+    "checked_batches",
     "stacked_batch_losses",
     "unsupported_reason",
     "vectorised_rows",
@@ -52,6 +55,8 @@ ENGINE_NAMES = ("auto", "loop", "vectorised")
 #: activations of 25 batches of 256 points stay in cache better than 100 (benchmarks/engine_routes.py:
 #: 0.63 against 1.07 full-batch gradients on the paper's problem). On CUDA the default is all K (one launch each).
 CPU_CHUNK = 25
+#: Default batches compared with the loop at a self-check (:func:`checked_batches`).
+CHECK_BATCHES = 4
 
 
 class EngineMismatch(Exception):
@@ -164,9 +169,26 @@ def vectorised_rows(model: nn.Module, layout: captures.Layout, batch_losses: Cal
 
 
 def _loop_rows(model, layout: captures.Layout, batch_loss: Callable, start: int, stop: int) -> torch.Tensor:
-    return torch.stack(
-        [captures.flat_gradient(batch_loss(model, b), layout.params, f"batch_loss(model, {b})") for b in range(start, stop)]
-    )
+    return _loop_rows_of(model, layout, batch_loss, range(start, stop))
+
+
+def _loop_rows_of(model, layout: captures.Layout, batch_loss: Callable, batches) -> torch.Tensor:
+    """The loop's gradient rows of the batches ``batches`` (indices), in that order."""
+    return torch.stack([captures.flat_gradient(batch_loss(model, b), layout.params, f"batch_loss(model, {b})") for b in batches])
+
+
+def checked_batches(n_batches: int, check_batches: int | None, check: int) -> list[int]:
+    """The batches the self-check number ``check`` (0, 1, ...) compares with the loop, in order.
+
+    All K when ``check_batches`` is None or at least K; else the first and the last batch (where a slicing
+    mistake in ``batch_losses`` shows first) and ``check_batches - 2`` of the others, the next ones at each
+    check, so that successive checks go through every batch. One batch gradient by the loop costs about
+    a training step of kernel launches on a GPU: checking all K = 100 there costs ~60 steps.
+    """
+    if check_batches is None or check_batches >= n_batches:
+        return list(range(n_batches))
+    inner, moving = n_batches - 2, check_batches - 2
+    return sorted({0, n_batches - 1} | {1 + (check * moving + i) % inner for i in range(moving)})
 
 
 def _merge(count: int, mean, m2, rows: torch.Tensor):
@@ -201,6 +223,8 @@ class GradientEngine:
         "auto": vectorised when ``batch_losses`` is given, else the loop.
     check_every : int or None
         Compare with the loop at the first capture and every ``check_every``-th after it (None: first only).
+    check_batches : int or None
+        Batches compared at a self-check (:func:`checked_batches`; at least 2; None: all K).
     chunk_size : int or None
         Batches per vectorised pass (None: all K on CUDA, ``CPU_CHUNK`` elsewhere; halved on a CUDA
         out-of-memory error).
@@ -220,6 +244,7 @@ class GradientEngine:
         check_every: int | None = 1000,
         chunk_size: int | None = None,
         tolerance: float = 1e-5,
+        check_batches: int | None = CHECK_BATCHES,
     ):
         if engine not in ENGINE_NAMES:
             raise RecorderError(f"engine={engine!r}; use 'auto', 'loop' or 'vectorised'")
@@ -234,6 +259,14 @@ class GradientEngine:
             raise RecorderError(f"check_every={check_every!r}; pass a positive number of captures, or None (first capture only)")
         if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
             raise RecorderError(f"chunk_size={chunk_size!r}; pass a positive number of batches, or None (all K at once)")
+        if check_batches is not None and (
+            isinstance(check_batches, bool) or not isinstance(check_batches, int) or check_batches < 2
+        ):
+            raise RecorderError(
+                f"check_batches={check_batches!r}; pass the number of batches a self-check compares (>= 2: the first "
+                "and the last at least), or None (all of them)"
+            )
+        self.check_batches = check_batches
         self.model, self.layout = model, layout
         self.batch_loss, self.shared_loss, self.batch_losses = batch_loss, shared_loss, batch_losses
         self.n_batches, self.check_every, self.tolerance = n_batches, check_every, tolerance
@@ -247,6 +280,7 @@ class GradientEngine:
         self.history: list[str] = []
         self.max_check_error: float | None = None
         self._captures = 0
+        self._checks = 0  # self-checks made: which batches the next one compares
 
     def describe(self) -> dict:
         """The ``engine`` root attribute of the store (docs/format.md)."""
@@ -255,6 +289,7 @@ class GradientEngine:
             "engine": self.name,
             "batch_losses": self.batch_losses is not None,
             "check_every": self.check_every,
+            "check_batches": self.check_batches,
             "chunk_size": self.chunk_size,
             "tolerance": self.tolerance,
             "fallback_reason": self.reason,
@@ -337,6 +372,7 @@ class GradientEngine:
             check_every=None,
             chunk_size=self.chunk_size,
             tolerance=self.tolerance,
+            check_batches=self.check_batches,
         )
         twin.max_check_error, twin._captures = self.max_check_error, 1
         return twin
@@ -411,19 +447,23 @@ class GradientEngine:
         raw = torch.empty((k, layout.n_params), dtype=torch.float32, device=layout.device) if keep_raw else None
         count, mean, m2 = 0, None, None
         worst = 0.0
+        compared = checked_batches(k, self.check_batches, self._checks) if check else []
         for start in range(0, k, self.chunk_size):
             stop = min(start + self.chunk_size, k)
             rows = vectorised_rows(self.model, layout, self.batch_losses, start, stop)
-            if check:
-                reference = _loop_rows(self.model, layout, self.batch_loss, start, stop)
+            here = [b for b in compared if start <= b < stop]
+            if here:
+                reference = _loop_rows_of(self.model, layout, self.batch_loss, here)
                 scale = reference.norm(dim=1)
-                error = ((rows - reference).norm(dim=1) / scale.clamp_min(torch.finfo(scale.dtype).tiny)).max().item()
+                mine = rows[[b - start for b in here]]
+                error = ((mine - reference).norm(dim=1) / scale.clamp_min(torch.finfo(scale.dtype).tiny)).max().item()
                 worst = max(worst, error) if math.isfinite(error) else math.inf
-                del reference
+                del reference, mine
                 if not worst <= self.tolerance:
+                    shown = ", ".join(map(str, here)) if len(here) <= 6 else f"{here[0]}..{here[-1]}"
                     raise EngineMismatch(
                         f"at the self-check its batch gradients differ from the loop's by {worst:.2e} relative "
-                        f"(tolerance {self.tolerance:g}; batches {start}..{stop - 1}): batch_losses does not compute "
+                        f"(tolerance {self.tolerance:g}; batches {shown}): batch_losses does not compute "
                         "the same losses as batch_loss"
                     )
             if raw is not None:
@@ -431,6 +471,7 @@ class GradientEngine:
             count, mean, m2 = _merge(count, mean, m2, rows)
             del rows
         if check:
+            self._checks += 1
             self.max_check_error = worst if self.max_check_error is None else max(self.max_check_error, worst)
         assert mean is not None and m2 is not None  # k >= 1 chunks were merged
         return Moments(mean, m2, raw, count, "vectorised")

@@ -151,6 +151,9 @@ class Recorder:
     check_every : int or None
         The vectorised engine is compared with the loop at the first capture and every ``check_every``-th
         (default 1000; None: the first only); beyond 1e-5 relative it falls back to the loop with a warning.
+    check_batches : int or None
+        Batches a self-check compares (default 4: the first, the last and two others that move on from
+        check to check; None: all K). Each costs about a training step on a GPU (docs/recording.md).
     chunk_size : int or None
         Batches per vectorised pass (default: all K on CUDA, 25 on CPU; halved on CUDA out-of-memory).
     overlap : bool
@@ -181,6 +184,7 @@ class Recorder:
         batch_losses: Callable | None = None,
         engine: str = "auto",
         check_every: int | None = 1000,
+        check_batches: int | None = engines.CHECK_BATCHES,
         chunk_size: int | None = None,
         overlap: bool = False,
     ):
@@ -219,6 +223,7 @@ class Recorder:
             batch_losses=batch_losses,
             engine=engine,
             check_every=check_every,
+            check_batches=check_batches,
             chunk_size=chunk_size,
         )
         self._live: captures.Live | None = None

@@ -26,7 +26,7 @@ from pinnlog.analyzer import open_run
 from pinnlog.analyzer.errors import RecorderError
 from pinnlog.recorder import Recorder, every
 from pinnlog.recorder.captures import build_layout
-from pinnlog.recorder.engines import ENGINE_CODES, GradientEngine, vectorised_rows
+from pinnlog.recorder.engines import ENGINE_CODES, GradientEngine, checked_batches, vectorised_rows
 
 VECTORISED, LOOP = ENGINE_CODES["vectorised"], ENGINE_CODES["loop"]
 
@@ -329,3 +329,104 @@ def test_a_frozen_tensor_gives_nan_through_the_loop_and_the_vectorised_engine_re
         else:
             np.testing.assert_allclose(mu2, ref["sum_mu2"], rtol=1e-6)
     assert 0 <= zarr.open_group(str(run_path), mode="r").attrs["engine"]["max_check_error"] <= 1e-5
+
+
+@pytest.mark.parametrize(("k", "m"), [(7, 4), (100, 4), (12, 5), (6, 2), (3, 4)])
+def test_successive_self_checks_compare_the_first_and_last_batch_and_go_through_every_batch(k, m):
+    seen = set()
+    for check in range(k):
+        picked = checked_batches(k, m, check)
+        assert picked == sorted(set(picked)) and len(picked) == min(m, k)
+        assert {0, k - 1} <= set(picked) and set(picked) <= set(range(k))
+        seen.update(picked)
+        if m == 2 or seen == set(range(k)):
+            break
+    if m > 2:  # checks of m - 2 moving batches cover the k - 2 inner ones in ceil((k - 2) / (m - 2)) checks
+        assert seen == set(range(k)) and check + 1 == max(1, -(-(k - 2) // (m - 2)))
+    assert checked_batches(k, None, 3) == list(range(k))
+
+
+@pytest.mark.parametrize("check_batches", [4, None])
+def test_a_self_check_runs_the_loop_on_the_checked_batches_only(run_path, check_batches):
+    problem, model = pinn()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    called: list[list[int]] = []
+
+    def batch_loss(model, b):  # with batch_losses and shared_loss given, only the self-check calls it
+        called[-1].append(b)
+        return problem.residual_loss(model, b)
+
+    rec = Recorder(
+        run_path,
+        model,
+        optimizer,
+        batch_loss,
+        problem.n_batches,
+        batch_losses=problem.residual_losses,
+        shared_loss=problem.ic_loss,
+        schedule=every(1),
+        check_every=2,
+        check_batches=check_batches,
+        chunk_size=3,  # the checked batches fall in different chunks
+    )
+    for step in range(5):
+        optimizer.zero_grad()
+        loss = problem.full_loss(model)
+        loss.backward()
+        optimizer.step()
+        called.append([])
+        rec.step(step, loss=loss)
+    rec.close()
+    k = problem.n_batches
+    if check_batches is None:
+        expected = [list(range(k)), [], list(range(k)), [], list(range(k))]
+    else:  # captures 0, 2 and 4 are checks 0, 1 and 2: the first and last batch, and two that move on
+        expected = [[0, 1, 2, 6], [], [0, 3, 4, 6], [], [0, 1, 5, 6]]  # check 2 wraps round to batch 1
+    assert called == expected
+    engine = zarr.open_group(str(run_path), mode="r").attrs["engine"]
+    assert engine["check_batches"] == check_batches and engine["engine"] == "vectorised"
+    assert 0 <= engine["max_check_error"] <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    ["last batch", "chunk start ignored"],
+)
+def test_a_batch_losses_wrong_on_some_batches_only_is_caught_at_the_first_check(run_path, mistake):
+    problem, model = pinn()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
+    k = problem.n_batches
+    stacked = problem.points.view(k, problem.batch_size, 2)
+
+    def partly_wrong(model, batches):
+        if mistake == "last batch":  # e.g. a ragged last batch mishandled: its points shifted
+            points = stacked[batches].clone()
+            if batches.stop == k:
+                points[-1] += 0.1
+        else:  # always the first batches, whatever the chunk: right for the first chunk only
+            points = stacked[: len(range(k)[batches])]
+        return (problem.residual_at(model, points) ** 2).mean(dim=-1)
+
+    with pytest.warns(RuntimeWarning, match="differ from the loop's"):
+        _train(
+            run_path,
+            problem,
+            model,
+            optimizer,
+            2,
+            batch_loss=problem.residual_loss,
+            batch_losses=partly_wrong,
+            chunk_size=3,
+            schedule=every(1),
+        )
+    assert open_run(run_path)["gradient_stats"]["engine"].values.tolist() == [LOOP, LOOP]
+    reason = zarr.open_group(str(run_path), mode="r").attrs["engine"]["fallback_reason"]
+    assert "batches 6" in reason  # the last chunk, 6..6, holds the checked batch that differs
+
+
+def test_check_batches_must_be_none_or_at_least_two(run_path):
+    problem, model = pinn()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
+    for bad in (1, 0, 2.5, True):
+        with pytest.raises(RecorderError, match="check_batches="):
+            Recorder(run_path, model, optimizer, n_batches=problem.n_batches, **problem.losses, check_batches=bad, overwrite=True)

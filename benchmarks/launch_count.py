@@ -145,8 +145,12 @@ def count_steps(args, problem, tmp: Path) -> dict[str, int]:
     if args.device.startswith("cuda"):
         rec = recorder("profiled", "vectorised")
         rec.step(0, loss=loss)
-        found["CUDA kernels (profiler): plain training step"] = cuda_kernels(lambda: plain_step(model, optimizer, problem))
-        found["CUDA kernels (profiler): capture, vectorised"] = cuda_kernels(lambda: rec.step(1, loss=loss))
+        try:
+            found["CUDA kernels (profiler): plain training step"] = cuda_kernels(lambda: plain_step(model, optimizer, problem))
+            found["CUDA kernels (profiler): capture, vectorised"] = cuda_kernels(lambda: rec.step(1, loss=loss))
+        except Exception as error:  # report, do not hide: the counts above stand without it
+            print(f"    CUDA profiler: failed: {type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}")
+            found.pop("CUDA kernels (profiler): plain training step", None)
         rec.close()
     return found
 

@@ -2,7 +2,7 @@
 
     python benchmarks/launch_count.py                  # the paper's problem; the counts are the same on any device
     python benchmarks/launch_count.py --device cuda    # on a GPU: also the CUDA kernels the profiler sees
-    python benchmarks/launch_count.py --quick          # K = 8 batches of 32 points
+    python benchmarks/launch_count.py --quick          # K = 8 batches of 32 points (--threads 1: torch's threads)
 
 At the paper's size a training step on a GPU is a chain of a few hundred small kernels, each of which
 costs about the same few microseconds to launch and run; a capture then costs about its number of
@@ -22,13 +22,17 @@ in every batch as recorder_overhead.py (a) "capture" measures it; vectorised eng
 in one pass as on CUDA, its first capture with the self-check against the loop, and in CPU chunks of
 25) and without one, then the whole-run ratios a launch-bound GPU would show for issue 14's targets
 (every(100) over 3,000 steps, the paper's cadence over 20,000): a model, which the H200 figures check.
+Last, what the model leaves out and can be measured here: the time the writer thread's Python work
+takes from a GIL-bound training thread per capture (:func:`writer_gil_cost`).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,16 +159,69 @@ def count_steps(args, problem, tmp: Path) -> dict[str, int]:
     return found
 
 
+def writer_gil_cost(device: str, tmp: Path, captures: int = 30, window: float = 0.1) -> float:
+    """Median seconds a GIL-bound training thread loses per capture while the writer thread stores it.
+
+    A launch-bound GPU training loop is such a thread: it holds the GIL between kernel launches, so the
+    writer's Python work (zarr's codec pipeline, its event loop) is taken from it. Measured with a loop
+    of tiny torch ops on the host: its count in ``window`` seconds right after ``rec.step`` handed a
+    capture to the writer, against the same window just before. The rows written do not depend on the
+    problem's size, only on its tensors: the paper's network on K = 2 batches of 4 points.
+    """
+    problem = AllenCahnProblem(n_batches=2, batch_size=4, n_ic=4, device=device)
+    model, optimizer = make_run(device)
+    loss = plain_step(model, optimizer, problem)
+    rec = _paper_recorder(tmp / "writer.zarr", model, optimizer, problem, every(1), "vectorised")
+    counter = torch.zeros(1)
+
+    def spin() -> int:
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < window:
+            counter.add_(1)
+            n += 1
+        return n
+
+    rec.step(0, loss=loss)  # the self-check, and the groups' first writes
+    rec.flush()
+    before, after = [], []
+    for step in range(1, captures + 1):
+        before.append(spin())
+        rec.step(step, loss=loss)
+        after.append(spin())
+        rec.flush()
+    rec.close()
+    rate = statistics.median(before) / window
+    return statistics.median((b - a) / rate for b, a in zip(before, after))
+
+
+def plain_step_seconds(device: str, problem, steps: int = 20) -> float:
+    """Median wall time of a plain training step (synchronised on CUDA)."""
+    model, optimizer = make_run(device)
+    times = []
+    for _ in range(steps + 3):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        plain_step(model, optimizer, problem)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[3:])
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line this script accepts (tests/test_docs.py parses the documented commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="K = 8 batches of 32 points")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     return parser
 
 
 def main(argv=None) -> dict[str, int]:
     args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     problem = AllenCahnProblem(device=args.device, **(dict(n_batches=8, batch_size=32) if args.quick else {}))
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     print(
@@ -172,6 +229,7 @@ def main(argv=None) -> dict[str, int]:
     )
     with tempfile.TemporaryDirectory() as tmp:
         found = count_steps(args, problem, Path(tmp))
+        lost = writer_gil_cost(args.device, Path(tmp), captures=8 if args.quick else 30)
     plain = found["plain training step"]
     print("kernel launches (aten operators that are not views or allocations), / a plain training step:")
     for name, n in found.items():
@@ -187,6 +245,11 @@ def main(argv=None) -> dict[str, int]:
     for cadence, steps in (("every100", 3000), ("paper", 20000)):
         ratio, n = run_ratio(counts, CADENCES[cadence], steps)
         print(f"    {cadence:9s} {steps:6d} steps, {n:4d} captures: {ratio:.4f}   (target <= {CADENCE_TARGETS[cadence]})")
+    line = f"not in the model: the writer thread takes {1e3 * lost:.1f} ms per capture from a GIL-bound training thread (median)"
+    if args.device.startswith("cuda"):  # on a GPU, in plain steps of this machine
+        step = plain_step_seconds(args.device, problem)
+        line += f" = {lost / step:.2f} plain steps of {1e3 * step:.1f} ms"
+    print(line)
     return found
 
 

@@ -52,7 +52,7 @@ def test_run_ratio_adds_each_step_s_launches_as_the_schedule_and_the_self_checks
 
 
 def test_launch_count_quick_prints_each_count_over_the_plain_step(capsys):
-    found = launch_count.main(["--quick"])
+    found = launch_count.main(["--quick", "--threads", "1"])
     out = capsys.readouterr().out
     rows = dict(re.findall(r"^ {4}(\S.*?)\s+(\d+)\s+[\d.]+$", out, re.M))
     assert {name: int(n) for name, n in rows.items()} == found
@@ -66,3 +66,4 @@ def test_launch_count_quick_prints_each_count_over_the_plain_step(capsys):
         > found["capture, vectorised, all K at once"]
     )
     assert len(re.findall(r"captures: 1\.\d{4}\s+\(target <= ", out)) == 2
+    assert re.search(r"the writer thread takes -?\d+\.\d ms per capture", out)

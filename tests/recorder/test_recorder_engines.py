@@ -136,6 +136,22 @@ def test_a_wrong_batch_losses_falls_back_to_the_loop_with_one_warning(run_path):
     assert engine["fallback_capture"] == 0
 
 
+def _train_to_a_fall_back(run_path, problem, model, optimizer, n_steps, batch_losses, **options):
+    """Record ``n_steps`` captures whose ``batch_losses`` a self-check must find wrong (it warns)."""
+    with pytest.warns(RuntimeWarning, match="differ from the loop's"):
+        _train(
+            run_path,
+            problem,
+            model,
+            optimizer,
+            n_steps,
+            batch_loss=problem.residual_loss,
+            batch_losses=batch_losses,
+            schedule=every(1),
+            **options,
+        )
+
+
 def test_the_self_check_runs_again_every_check_every_captures(run_path):
     problem, model = pinn()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -146,18 +162,7 @@ def test_the_self_check_runs_again_every_check_every_captures(run_path):
         losses = problem.residual_losses(stacked, batches)
         return losses if calls["n"] <= 2 else 1.5 * losses
 
-    with pytest.warns(RuntimeWarning, match="differ from the loop's"):
-        _train(
-            run_path,
-            problem,
-            model,
-            optimizer,
-            5,
-            batch_loss=problem.residual_loss,
-            batch_losses=drifting_losses,
-            schedule=every(1),
-            check_every=3,
-        )
+    _train_to_a_fall_back(run_path, problem, model, optimizer, 5, drifting_losses, check_every=3)
     # capture 0 checked (right), 1-2 unchecked, 3 checked (wrong) -> loop from there on
     assert open_run(run_path)["gradient_stats"]["engine"].values.tolist() == [VECTORISED, VECTORISED, VECTORISED, LOOP, LOOP]
 
@@ -407,18 +412,7 @@ def test_a_batch_losses_wrong_on_some_batches_only_is_caught_at_the_first_check(
             points = stacked[: len(range(k)[batches])]
         return (problem.residual_at(model, points) ** 2).mean(dim=-1)
 
-    with pytest.warns(RuntimeWarning, match="differ from the loop's"):
-        _train(
-            run_path,
-            problem,
-            model,
-            optimizer,
-            2,
-            batch_loss=problem.residual_loss,
-            batch_losses=partly_wrong,
-            chunk_size=3,
-            schedule=every(1),
-        )
+    _train_to_a_fall_back(run_path, problem, model, optimizer, 2, partly_wrong, chunk_size=3)
     assert open_run(run_path)["gradient_stats"]["engine"].values.tolist() == [LOOP, LOOP]
     reason = zarr.open_group(str(run_path), mode="r").attrs["engine"]["fallback_reason"]
     assert "batches 6" in reason  # the last chunk, 6..6, holds the checked batch that differs

@@ -3,6 +3,7 @@
     python benchmarks/recorder_overhead.py                 # the figures (3,000 steps)
     python benchmarks/recorder_overhead.py --steps 200     # a shorter whole run
     python benchmarks/recorder_overhead.py --quick         # smoke-sized (200 steps, 3 repeats)
+    python benchmarks/recorder_overhead.py --tiny          # smallest: K = 8 batches of 32 points (a test runs it)
     python benchmarks/recorder_overhead.py --device cuda   # on a GPU
     python benchmarks/recorder_overhead.py --engine loop   # (b) and (d) with the loop engine only
     python benchmarks/recorder_overhead.py --threads 1 --skip a,b,d   # (e) only: in place, cpu-small
@@ -422,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=3000, help="steps of the whole-run comparison (b)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats of (a)")
     parser.add_argument("--quick", action="store_true", help="200 steps and 3 repeats")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="smoke size for tests: the paper's network on K = 8 batches of 32 points, 2 repeats, (b) 20 steps, (e) 2 blocks of 4",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,d,e")
@@ -449,12 +455,14 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     if args.quick:
         args.steps, args.repeats = 200, 3
+    if args.tiny:  # every part runs, in seconds (benchmarks/device_check.py --quick runs the GPU check's steps so)
+        args.steps, args.repeats, args.inplace_blocks, args.inplace_every = 20, 2, 2, 4
     args.engines = ["loop", "vectorised"] if args.engine == "both" else [args.engine]
     if args.threads:
         torch.set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
     print(f"recorder_overhead: torch {torch.__version__}, {device_name}; {' '.join(sys.argv[1:]) or '(defaults)'}")
-    problem = AllenCahnProblem(device=args.device)
+    problem = AllenCahnProblem(device=args.device, **(dict(n_batches=8, batch_size=32) if args.tiny else {}))
     skip = set(args.skip.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         if "a" not in skip:

@@ -522,11 +522,11 @@ def fetch_wheels(folder: Path) -> int:
             wheel.unlink()
     total = sum(p.stat().st_size for p in folder.glob("*.whl"))
     print(f"{len(list(folder.glob('*.whl')))} wheels, {total / 2**20:.1f} MiB in {folder}")
-    ignored = subprocess.run(["git", "check-ignore", "-q", str(folder)], cwd=ROOT, capture_output=True).returncode == 0
-    if not ignored:
-        print(
-            f"note: git does not ignore {folder}: `echo /{folder.name}/ >> .git/info/exclude` before the run (it travels by carry)"
-        )
+    inside = folder.resolve().is_relative_to(ROOT)
+    ignored = inside and subprocess.run(["git", "check-ignore", "-q", str(folder)], cwd=ROOT, capture_output=True).returncode == 0
+    if not ignored:  # the device tool sends the checkout: ignored paths only by carry, the rest always
+        where = f"inside the checkout, {folder.resolve().relative_to(ROOT)}" if inside else "in the checkout"
+        print(f"note: the device run needs the wheels {where}, ignored by git and named in carry")
     return 0
 
 
@@ -568,17 +568,17 @@ def report_environment(device: str) -> int:
             print(f"import {module}: ok ({Path(loaded.__file__ or '?').parent})")
         except Exception as error:
             problems.append(f"import {module}: {type(error).__name__}: {error}")
-    import torch
-
-    print(f"torch: {torch.__version__} (CUDA {torch.version.cuda}), {torch.get_num_threads()} threads")
-    if torch.cuda.is_available():
+    torch = sys.modules.get("torch")  # imported above, or its failure is among the problems
+    if torch is not None:
+        print(f"torch: {torch.__version__} (CUDA {torch.version.cuda}), {torch.get_num_threads()} threads")
+    if torch is not None and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         print(
             f"gpu: {torch.cuda.get_device_name()}, {props.multi_processor_count} SMs, {props.total_memory / 2**30:.1f} GiB, capability {props.major}.{props.minor}"
         )
     elif device.startswith("cuda"):
         problems.append("torch.cuda.is_available() is False on a --device cuda run")
-    else:
+    elif torch is not None:
         print("gpu: none (a CPU run)")
     for problem in problems:
         print(f"PROBLEM: {problem}")

@@ -89,6 +89,7 @@ QUICK_RUNS = {
     "benchmarks/recorder_overhead.py": "test_recorder_overhead_quick (here, slow: the paper's network, minutes)",
     "benchmarks/engine_routes.py": "tests/benchmarks/test_engine_routes.py (--quick --threads 1)",
     "benchmarks/launch_count.py": "tests/benchmarks/test_launch_count.py (--quick --threads 1)",
+    "benchmarks/device_check.py": "tests/benchmarks/test_device_check.py (--quick --device cpu: every step, smoke size)",
     "benchmarks.pinns.run": "tests/benchmarks/test_run_cli.py (burgers and helmholtz, 3 and 12 steps)",
     "benchmarks.pinns.step_times": "test_step_times_reads_the_sample_stores (here)",
     "benchmarks.reliability.trust": "tests/reliability/test_trust_subset.py (main's four parts at small sizes)",

@@ -8,6 +8,7 @@ pinnlog's requirements followed through importlib.metadata. pip download is neve
 from __future__ import annotations
 
 import ast
+import importlib
 import math
 import os
 import re
@@ -115,6 +116,31 @@ def test_the_targets_table_holds_the_measured_figures_and_the_20000_step_estimat
         )
         assert row, summary
         assert float(row.group(1)) == pytest.approx(expected, abs=6e-4)  # the table rounds to 3 decimals, the ratio too
+
+
+@pytest.mark.parametrize("variant", ["command", "quick"])
+@pytest.mark.parametrize("step", STEPS, ids=[step.name for step in STEPS])
+def test_each_steps_arguments_parse_with_its_scripts_own_parser(step, variant):
+    # the --device cuda commands never run here: a misspelt option must still fail a test
+    pytest.importorskip("torch")
+    words = device_check.expand(getattr(step, variant), "cuda")
+    assert words[0] == sys.executable
+    if words[1:3] == ["-m", "pytest"]:
+        files = [w for w in words if w.endswith(".py")]
+        assert {"tests/recorder/test_recorder_cuda.py", "tests/recorder/test_recorder_engines.py"} <= set(files)
+        assert words[words.index("-k") + 1] == "cuda"
+        return
+    module = importlib.import_module(words[1].removesuffix(".py").replace("/", "."))
+    parser = module.build_parser()
+    parser.allow_abbrev = False
+    arguments = parser.parse_args(words[2:])
+    assert arguments.device == "cuda"
+    assert (
+        getattr(arguments, "quick", False)
+        or getattr(arguments, "tiny", False)
+        or variant == "command"
+        or step.kind == "environment"
+    )
 
 
 @pytest.mark.parametrize("n_steps", [0, 1, 2, 3, 20, 299, 300, 301, 400, 401, 2_000, 20_000])

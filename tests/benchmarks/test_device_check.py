@@ -151,6 +151,24 @@ def test_the_capture_count_formula_counts_the_paper_cadence_schedule(n_steps):
     assert device_check.paper_cadence_captures(n_steps) == sum(1 for step in range(n_steps) if CADENCES["paper"](step))
 
 
+@pytest.mark.parametrize(
+    "device, last_line, status",
+    [
+        ("cuda", "3 passed, 28 deselected in 5.10s", "ok"),
+        ("cuda", "2 passed, 1 skipped, 28 deselected in 5.10s", "failed (1 CUDA tests skipped on a CUDA device)"),
+        ("cuda", "3 skipped, 28 deselected in 2.36s", "failed (3 CUDA tests skipped on a CUDA device)"),
+        ("cuda", "28 deselected in 2.36s", "failed (no test passed)"),
+        ("cpu", "3 skipped, 28 deselected in 2.36s", "ok"),  # no GPU here: the CUDA tests skip, as they should
+    ],
+)
+def test_on_a_gpu_a_skipped_cuda_test_fails_the_step(device, last_line, status):
+    tests = next(step for step in STEPS if step.kind == "tests")
+    lines = ["..s", "SKIPPED [1] tests/recorder/test_recorder_cuda.py:43: needs a CUDA device", last_line]
+    assert device_check.judge(tests, 0, lines, device, 90) == status
+    assert device_check.judge(tests, 1, lines, device, 90) == "failed (rc 1)"
+    assert device_check.judge(tests, None, lines, device, 90) == "timed out after 90 s"
+
+
 def _steps(*commands: tuple[str, float]) -> tuple[Step, ...]:
     return tuple(
         Step(f"s{i}", "test step", ("{python}", "-c", code), ("{python}", "-c", code), timeout, "routes")

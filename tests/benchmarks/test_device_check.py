@@ -27,14 +27,25 @@ ROOT = Path(__file__).resolve().parents[2]
 NUMBER = r"[-+]?(?:\d+\.?\d*|nan|inf)"
 
 
+#: The steps the default suite runs at smoke size: one of each kind of output (about 35 s on an idle 2-core
+#: machine; each step is a fresh process that imports torch). every100 and paper-overlap are `paper` with
+#: other arguments, which test_each_steps_arguments_parse_with_its_scripts_own_parser checks; -m slow runs all.
+QUICK_ONLY = ("environment", "cuda-tests", "launch-count", "overhead-a-d", "paper", "engine-routes")
+
+
+def run_quick(out: Path, *extra: str) -> tuple[int, str]:
+    """``device_check.py --quick --device cpu --out out *extra`` in a fresh process: (exit code, console output)."""
+    command = [sys.executable, "benchmarks/device_check.py", "--quick", "--device", "cpu", "--out", str(out), *extra]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    return done.returncode, done.stdout + done.stderr
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """One ``--quick --device cpu`` run: (exit code, console output, OUT folder)."""
+    """One ``--quick --device cpu --only QUICK_ONLY`` run: (exit code, console output, OUT folder)."""
     pytest.importorskip("torch")
     out = tmp_path_factory.mktemp("device-check")
-    command = [sys.executable, "benchmarks/device_check.py", "--quick", "--device", "cpu", "--out", str(out)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=280)
-    return done.returncode, done.stdout + done.stderr, out
+    return (*run_quick(out, "--only", ",".join(QUICK_ONLY)), out)
 
 
 def sections(summary: str) -> dict[str, str]:
@@ -56,10 +67,20 @@ def test_the_quick_run_leaves_two_files_with_every_steps_status(quick_run):
     rows = step_rows(summary)
     assert list(rows) == [step.name for step in STEPS]
     for step in STEPS:
-        present = (ROOT / "benchmarks" / "launch_count.py").is_file() or step.name != "launch-count"
-        assert rows[step.name] == ("ok" if present else "skipped: not in this checkout (benchmarks/launch_count.py)")
+        assert rows[step.name] == ("ok" if step.name in QUICK_ONLY else "skipped: not in --only")
         assert f"=== {step.name}: {rows[step.name]}" in log
     assert "--quick" in summary and "not issue 14's figures" in summary
+
+
+@pytest.mark.slow
+def test_every_step_passes_at_smoke_size(tmp_path):
+    pytest.importorskip("torch")
+    code, output = run_quick(tmp_path)
+    assert code == 0, output
+    rows = step_rows((tmp_path / "summary.md").read_text())
+    assert rows == {step.name: "ok" for step in STEPS}
+    for name in ("every100", "paper", "paper-overlap"):
+        assert "final weights bitwise identical: True" in sections((tmp_path / "summary.md").read_text())[name]
 
 
 def test_the_quick_run_repeats_each_benchmarks_ratio_lines_as_finite_numbers(quick_run):
@@ -74,7 +95,7 @@ def test_the_quick_run_repeats_each_benchmarks_ratio_lines_as_finite_numbers(qui
     }
     memory = re.findall(rf"extra [\d,-]+ B = ({NUMBER}) x target", found["overhead-a-d"])
     assert len(memory) == 2
-    for name in ("every100", "paper", "paper-overlap"):
+    for name in ("paper",):
         ratio = re.search(rf"^\(b\) .* ratio ({NUMBER}) ", found[name], re.M)
         share = re.search(rf"^\(c\) .* = ({NUMBER}) % of a plain step", found[name], re.M)
         assert ratio and share, found[name]
@@ -84,10 +105,9 @@ def test_the_quick_run_repeats_each_benchmarks_ratio_lines_as_finite_numbers(qui
     assert {"plain step (gradient)", "loop", "stacked", "stacked, chunks of 25", "func"} <= set(routes)
     values = [float(v) for _, _, v in capture] + [float(v) for v in memory] + [float(v) for v in routes.values()]
     assert all(math.isfinite(v) and v > 0 for v in values)
-    if "launch-count" in found:
-        assert re.search(
-            rf"whole run / plain run.*\n(?:.*\n)*?\s+every100\s+\d+ steps, +\d+ captures: ({NUMBER})", found["launch-count"]
-        )
+    assert re.search(
+        rf"whole run / plain run.*\n(?:.*\n)*?\s+every100\s+\d+ steps, +\d+ captures: ({NUMBER})", found["launch-count"]
+    )
     # the CUDA tests ran (and skipped, with no GPU here) rather than erroring at collection
     assert re.search(r"(\d+) skipped", found["cuda-tests"]) and "error" not in found["cuda-tests"].lower()
     assert "PROBLEM" not in found["environment"] and "import pinnlog.recorder: ok" in found["environment"]
@@ -104,7 +124,7 @@ def test_the_targets_table_holds_the_measured_figures_and_the_20000_step_estimat
     row = re.search(rf"^\| one capture / plain full-batch step, vectorised, shared_loss \| ({NUMBER}) \| ≤ 3 \|", summary, re.M)
     assert float(row.group(1)) == shared
     paper_20000 = sum(1 for step in range(20_000) if CADENCES["paper"](step))
-    for name, label in (("paper", "synchronous"), ("paper-overlap", "overlap=True")):
+    for name, label in (("paper", "synchronous"),):
         line = re.search(r"^\(b\) .*\] (\d+) steps, .*\((\d+) captures\).* ratio ([\d.]+) ", found[name], re.M)
         steps, captures, ratio = int(line.group(1)), int(line.group(2)), float(line.group(3))
         assert captures == sum(1 for step in range(steps) if CADENCES["paper"](step))
@@ -116,6 +136,9 @@ def test_the_targets_table_holds_the_measured_figures_and_the_20000_step_estimat
         )
         assert row, summary
         assert float(row.group(1)) == pytest.approx(expected, abs=6e-4)  # the table rounds to 3 decimals, the ratio too
+    # the steps --only left out are "not measured", not numbers
+    assert re.search(r"^\| whole run / plain, every\(100\), vectorised \(not measured\) \| — \|", summary, re.M)
+    assert re.search(r"^\| whole run / plain, paper's cadence, overlap=True \| not measured \|", summary, re.M)
 
 
 @pytest.mark.parametrize("variant", ["command", "quick"])

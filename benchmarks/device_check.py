@@ -200,8 +200,9 @@ def whole_run_estimate(ratio: float, captures: int, steps: int, n_steps: int = P
     return 1 + (ratio - 1) * (paper_cadence_captures(n_steps) / captures) * (steps / n_steps)
 
 
-_CAPTURE = re.compile(r"\[(?P<engine>\w+)\] capture(?P<shared> \(shared_loss\))? / plain(?: step)?\s+= (?P<ratio>[-\d.infa]+)")
-_WHOLE_RUN = re.compile(r"^\(b\) .*?\] (?P<steps>\d+) steps, .*?\((?P<captures>\d+) captures\).*? ratio (?P<ratio>[-\d.infa]+)")
+_NUMBER = r"[-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf)"
+_CAPTURE = re.compile(rf"\[(?P<engine>\w+)\] capture(?P<shared> \(shared_loss\))? / plain(?: step)?\s+= (?P<ratio>{_NUMBER})")
+_WHOLE_RUN = re.compile(rf"^\(b\) .*?\] (?P<steps>\d+) steps, .*?\((?P<captures>\d+) captures\).*? ratio (?P<ratio>{_NUMBER})")
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|deselected|errors?|xfailed|xpassed)\b")
 
 
@@ -232,7 +233,12 @@ def pytest_counts(lines: list[str]) -> dict[str, int]:
 
 
 def key_lines(kind: str, lines: list[str]) -> list[str]:
-    """The lines of a step's output that the summary repeats: results, notes, the table."""
+    """The lines of a step's output that the summary repeats: results, notes, warnings, the table."""
+    warnings = [line for line in lines if "Warning" in line][:10]  # e.g. the vectorised engine falling back to the loop
+    return _key_lines(kind, lines) + [line for line in warnings if line not in _key_lines(kind, lines)]
+
+
+def _key_lines(kind: str, lines: list[str]) -> list[str]:
     if kind == "environment":
         return lines[:60]
     if kind == "tests":
@@ -670,7 +676,10 @@ def main(argv: list[str] | None = None, steps: tuple[Step, ...] = STEPS) -> int:
         env["PYTHONPATH"] = os.pathsep.join([*paths, str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 
         def summarise() -> None:
-            write_summary(args.out / "summary.md", args, started, machine, results, time.monotonic() - clock0)
+            try:
+                write_summary(args.out / "summary.md", args, started, machine, results, time.monotonic() - clock0)
+            except Exception as error:  # a summary bug must not cost the remaining steps; the log has everything
+                log(f"=== summary.md not written: {type(error).__name__}: {error}")
 
         run_steps(steps, args, env, log, deadline, results, summarise)
         log(f"device_check: done in {time.monotonic() - clock0:.0f} s; {args.out / 'summary.md'}")

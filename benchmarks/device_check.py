@@ -130,7 +130,7 @@ STEPS: tuple[Step, ...] = (
         "launch-count",
         "kernel launches of a capture and of a plain step (profiler on CUDA)",
         ("{python}", "benchmarks/launch_count.py", "--device", "{device}"),
-        ("{python}", "benchmarks/launch_count.py", "--device", "{device}", "--quick"),
+        ("{python}", "benchmarks/launch_count.py", "--device", "{device}", "--quick", "--threads", "1"),
         90,
         "launches",
     ),

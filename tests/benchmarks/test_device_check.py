@@ -226,7 +226,7 @@ def test_a_step_past_its_timeout_is_killed_and_a_spent_budget_skips_the_rest(tmp
     assert rows["s0"] == "timed out after 2 s"
     assert rows["s1"].startswith("skipped: budget") and rows["s2"].startswith("skipped: budget")
     log = (tmp_path / "device_check.log").read_text()
-    assert "median of 1; started" in log and "never" not in log  # output before the kill is kept
+    assert "    median of 1; started" in log and "    never" not in log  # output before the kill is kept
 
 
 def test_only_runs_the_named_steps(tmp_path, capsys):

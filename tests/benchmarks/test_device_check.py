@@ -362,3 +362,32 @@ def test_the_pinnlog_folder_makes_the_checkouts_packages_importable_without_pip(
         Path("analyzer/store/__init__.py"),
     ]
     assert [f.resolve() for f in files] == [ROOT / "recorder/__init__.py", ROOT / "analyzer/store/__init__.py"]
+
+
+def test_fetch_wheels_pins_the_versions_installed_here_and_keeps_one_version_of_each(tmp_path, monkeypatch, capsys):
+    # pip download is not run here (CI has no index): a stand-in saves one wheel per pin, as pip would
+    commands = []
+
+    def fake_run(command, **options):
+        commands.append(command)
+        if "download" in command:
+            folder = Path(command[command.index("-d") + 1])
+            for pin in (w for w in command if "==" in w):
+                name, version = pin.split("==")
+                (folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl").write_bytes(b"wheel")
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(device_check.subprocess, "run", fake_run)
+    (tmp_path / "zarr-3.0.0-py3-none-any.whl").write_bytes(b"an older fetch")  # two versions would stop pip there
+    (tmp_path / "other-1.0-py3-none-any.whl").write_bytes(b"not ours")
+    assert device_check.main(["--fetch-wheels", str(tmp_path)]) == 0
+    download = commands[0]
+    assert download[:4] == [sys.executable, "-m", "pip", "download"]
+    assert {"--no-deps", "--only-binary=:all:"} <= set(download)
+    assert download[download.index("--python-version") + 1] == "3.12"
+    assert download[download.index("--implementation") + 1] == "cp"
+    assert [download[i + 1] for i, w in enumerate(download) if w == "--platform"] == list(device_check.PIP_PLATFORMS)
+    assert [w for w in download if "==" in w] == [f"{name}=={metadata.version(name)}" for name in device_check.WHEELS]
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert "zarr-3.0.0-py3-none-any.whl" not in kept and "other-1.0-py3-none-any.whl" in kept
+    assert len(kept) == len(device_check.WHEELS) + 1

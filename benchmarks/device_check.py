@@ -529,12 +529,29 @@ def fetch_wheels(folder: Path) -> int:
             wheel.unlink()
     total = sum(p.stat().st_size for p in folder.glob("*.whl"))
     print(f"{len(list(folder.glob('*.whl')))} wheels, {total / 2**20:.1f} MiB in {folder}")
+    travelling = checkout_bytes()
+    if travelling is not None:  # the device tool sends the working tree and the carried paths, 64 MiB at most
+        print(
+            f"the device call sends about {(travelling + total) / 2**20:.1f} MiB of its 64 (checkout {travelling / 2**20:.1f} + wheels)"
+        )
     inside = folder.resolve().is_relative_to(ROOT)
     ignored = inside and subprocess.run(["git", "check-ignore", "-q", str(folder)], cwd=ROOT, capture_output=True).returncode == 0
     if not ignored:  # the device tool sends the checkout: ignored paths only by carry, the rest always
         where = f"inside the checkout, {folder.resolve().relative_to(ROOT)}" if inside else "in the checkout"
         print(f"note: the device run needs the wheels {where}, ignored by git and named in carry")
     return 0
+
+
+def checkout_bytes() -> int | None:
+    """Bytes of the files the device tool sends: tracked and untracked-but-not-ignored (None without git)."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    files = (ROOT / name for name in listed.decode(errors="replace").split("\0") if name)
+    return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def _normal(name: str) -> str:

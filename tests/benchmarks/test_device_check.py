@@ -375,7 +375,7 @@ def test_fetch_wheels_pins_the_versions_installed_here_and_keeps_one_version_of_
             for pin in (w for w in command if "==" in w):
                 name, version = pin.split("==")
                 (folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl").write_bytes(b"wheel")
-        return subprocess.CompletedProcess(command, 0)
+        return subprocess.CompletedProcess(command, 0, stdout=b"")  # git ls-files, git check-ignore: nothing
 
     monkeypatch.setattr(device_check.subprocess, "run", fake_run)
     (tmp_path / "zarr-3.0.0-py3-none-any.whl").write_bytes(b"an older fetch")  # two versions would stop pip there

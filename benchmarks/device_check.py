@@ -307,10 +307,11 @@ def run_command(argv: list[str], timeout: float, env: dict[str, str], log: Log) 
     timer.start()
     lines = []
     try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            log("    " + lines[-1])
+        with process:  # closes the pipe, waits for the exit
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line.rstrip("\n"))
+                log("    " + lines[-1])
     finally:
         timer.cancel()
     code = process.wait()

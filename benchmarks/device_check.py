@@ -90,8 +90,9 @@ MIN_STEP_SECONDS = 20.0
 class Step:
     """One measurement: its command on the GPU and at smoke size, its timeout, and how its output is read.
 
-    In a command ``{python}`` is this interpreter, ``{device}`` the ``--device``, ``{script}`` this script and
-    ``{cuda_tests}`` the test files that ask ``torch.cuda.is_available`` (found when the step runs).
+    In a command ``{python}`` is this interpreter, ``{device}`` the ``--device``, ``{script}`` this script,
+    ``{b_steps}`` the ``--b-steps`` and ``{cuda_tests}`` the test files that ask ``torch.cuda.is_available``
+    (found when the step runs).
     """
 
     name: str
@@ -144,24 +145,24 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "every100",
-        "recorder_overhead (b) whole run / plain at every(100), 2,000 steps, vectorised",
-        (*_OVERHEAD, *_B, "--steps", "2000"),
+        "recorder_overhead (b) whole run / plain at every(100), --b-steps steps (default 2,000), vectorised",
+        (*_OVERHEAD, *_B, "--steps", "{b_steps}"),
         (*_OVERHEAD, *_B, "--tiny", "--threads", "1"),
         120,
         "overhead",
     ),
     Step(
         "paper",
-        "recorder_overhead (b) at the paper's cadence, 2,000 steps, synchronous",
-        (*_OVERHEAD, *_B, "--cadence", "paper", "--steps", "2000"),
+        "recorder_overhead (b) at the paper's cadence, --b-steps steps, synchronous",
+        (*_OVERHEAD, *_B, "--cadence", "paper", "--steps", "{b_steps}"),
         (*_OVERHEAD, *_B, "--cadence", "paper", "--tiny", "--threads", "1"),
         150,
         "overhead",
     ),
     Step(
         "paper-overlap",
-        "recorder_overhead (b) at the paper's cadence, 2,000 steps, overlap=True",
-        (*_OVERHEAD, *_B, "--cadence", "paper", "--steps", "2000", "--overlap"),
+        "recorder_overhead (b) at the paper's cadence, --b-steps steps, overlap=True",
+        (*_OVERHEAD, *_B, "--cadence", "paper", "--steps", "{b_steps}", "--overlap"),
         (*_OVERHEAD, *_B, "--cadence", "paper", "--overlap", "--tiny", "--threads", "1"),
         150,
         "overhead",
@@ -326,13 +327,14 @@ def cuda_test_files() -> list[str]:
     return sorted(p.relative_to(ROOT).as_posix() for p in found)
 
 
-def expand(command: tuple[str, ...], device: str) -> list[str]:
+def expand(command: tuple[str, ...], device: str, b_steps: int = 2000) -> list[str]:
+    """A step's command as run: placeholders filled, ``{cuda_tests}`` spread into the files it names."""
     words = []
     for word in command:
         if word == "{cuda_tests}":
             words += cuda_test_files()
         else:
-            words.append(word.format(python=sys.executable, device=device, script=SCRIPT))
+            words.append(word.format(python=sys.executable, device=device, script=SCRIPT, b_steps=b_steps))
     return words
 
 
@@ -357,7 +359,7 @@ def run_steps(
     """Each selected step in turn, within what is left of the budget: appended to ``results``, then ``on_result()``."""
     only = {name for name in args.only.split(",") if name}
     for number, step in enumerate(steps, start=1):
-        command = expand(step.quick if args.quick else step.command, args.device)
+        command = expand(step.quick if args.quick else step.command, args.device, args.b_steps)
         shown = " ".join(w.replace(sys.executable, "python") for w in command)
         result = Result(step.name, shown, "ok")
         missing = [w for w in command if w.endswith(".py") and w.startswith("benchmarks/") and not (ROOT / w).is_file()]
@@ -652,6 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cuda", help="torch device of the steps (default cuda)")
     parser.add_argument("--quick", action="store_true", help="every step at smoke size (a test runs it on a CPU)")
     parser.add_argument("--budget", type=float, default=420.0, help="seconds for the whole check (default 420)")
+    parser.add_argument("--b-steps", type=int, default=2000, help="steps of the (b) whole runs on the GPU (default 2000)")
     parser.add_argument(
         "--only", default="", help="comma-separated step names to run (default all): " + ",".join(s.name for s in STEPS)
     )

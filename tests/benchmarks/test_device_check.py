@@ -158,6 +158,9 @@ def test_each_steps_arguments_parse_with_its_scripts_own_parser(step, variant):
     parser.allow_abbrev = False
     arguments = parser.parse_args(words[2:])
     assert arguments.device == "cuda"
+    if variant == "command" and step.name in ("every100", "paper", "paper-overlap"):  # --b-steps sets their length
+        assert arguments.steps == 2000
+        assert device_check.expand(step.command, "cuda", b_steps=500)[words.index("--steps") + 1] == "500"
     assert (
         getattr(arguments, "quick", False)
         or getattr(arguments, "tiny", False)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 pytest.importorskip("torch")
-from benchmarks import engine_routes
+from benchmarks import device_check, engine_routes
 
 
 def test_engine_routes_quick_compares_every_cpu_route_with_the_loop(capsys):
@@ -16,3 +16,8 @@ def test_engine_routes_quick_compares_every_cpu_route_with_the_loop(capsys):
     diffs = dict(re.findall(r"^\s{4}(\S.*?)\s+[\d.]+ ms\s+ratio\s+[\d.]+\s+max row rel\. diff vs loop (\S+)$", out, re.M))
     assert set(diffs) == {"loop", "stacked", "stacked, chunks of 25", "func"}
     assert all(float(d) <= 1e-5 for d in diffs.values())
+    # benchmarks/device_check.py's summary repeats the table: every route's line
+    repeated = device_check.key_lines("routes", out.splitlines())
+    assert [line for line in out.splitlines() if "ratio" in line and " ms " in line] == [
+        line for line in repeated if " ms " in line
+    ]

@@ -7,7 +7,7 @@ import re
 import pytest
 
 torch = pytest.importorskip("torch")
-from benchmarks import launch_count
+from benchmarks import device_check, launch_count
 from benchmarks.launch_count import StepLaunches, launches, run_ratio
 from benchmarks.paper_problem import AllenCahnProblem, make_run
 from pinnlog.recorder import every
@@ -67,3 +67,7 @@ def test_launch_count_quick_prints_each_count_over_the_plain_step(capsys):
     )
     assert len(re.findall(r"captures: 1\.\d{4}\s+\(target <= ", out)) == 2
     assert re.search(r"the writer thread takes -?\d+\.\d ms per capture", out)
+    # what benchmarks/device_check.py's summary repeats of this output: the table, the ratios, the writer's share
+    repeated = "\n".join(device_check.key_lines("launches", out.splitlines()))
+    assert all(f"{name} " in repeated for name in found)
+    assert re.search(r"every100 +\d+ steps, +\d+ captures: 1\.\d{4}", repeated) and "the writer thread takes" in repeated

@@ -235,8 +235,9 @@ def pytest_counts(lines: list[str]) -> dict[str, int]:
 
 def key_lines(kind: str, lines: list[str]) -> list[str]:
     """The lines of a step's output that the summary repeats: results, notes, warnings, the table."""
+    key = _key_lines(kind, lines)
     warnings = [line for line in lines if "Warning" in line][:10]  # e.g. the vectorised engine falling back to the loop
-    return _key_lines(kind, lines) + [line for line in warnings if line not in _key_lines(kind, lines)]
+    return key + [line for line in warnings if line not in key]
 
 
 def _key_lines(kind: str, lines: list[str]) -> list[str]:

@@ -42,7 +42,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paper_problem import AllenCahnProblem, make_run, plain_step
-from recorder_overhead import CADENCE_TARGETS, CADENCES, _paper_recorder
+from recorder_overhead import CADENCE_TARGETS, CADENCES, _paper_recorder, _timed
 
 from pinnlog.recorder import Recorder, every
 
@@ -195,17 +195,9 @@ def writer_gil_cost(device: str, tmp: Path, captures: int = 30, window: float = 
 
 
 def plain_step_seconds(device: str, problem, steps: int = 20) -> float:
-    """Median wall time of a plain training step (synchronised on CUDA)."""
+    """Median wall time of a plain training step (synchronised on CUDA), after 3 warm-up steps."""
     model, optimizer = make_run(device)
-    times = []
-    for _ in range(steps + 3):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        plain_step(model, optimizer, problem)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+    times = [_timed(device, lambda: plain_step(model, optimizer, problem)) for _ in range(steps + 3)]
     return statistics.median(times[3:])
 
 
